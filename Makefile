@@ -1,0 +1,59 @@
+# postgres-service: PostgreSQL for Cloud Foundry.
+#   make build   the outputs, under build/ (the broker's wheel and sdist)
+#   make test    every test: lint, unit, contract, integration (real PostgreSQL)
+#   make run     a throwaway PostgreSQL cluster and the broker on 127.0.0.1:$${PORT:-8080}
+#   make bench   benchmarks, each figure beside a baseline measured in the same run
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all build test lint format run bench system-packages lock clean
+
+all: build
+
+$(STAMP): requirements/dev.txt requirements/dev.lock src/broker/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check \
+		-c requirements/dev.lock -r requirements/dev.txt -e src/broker
+	touch $@
+
+venv: $(STAMP)
+
+system-packages:
+	@$(PYTHON) scripts/system_packages.py
+
+build: $(STAMP)
+	rm -rf build/broker
+	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir build/broker src/broker
+	@ls -1 build/broker
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: system-packages lint
+	$(BIN)/pytest
+
+run: system-packages $(STAMP)
+	$(BIN)/postgres-service-broker dev
+
+bench: system-packages $(STAMP)
+	$(BIN)/python -m benchmarks
+
+# Re-resolve the pinned versions (needs the package index).
+lock:
+	rm -rf .cache/lock-venv
+	$(PYTHON) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install --quiet -r requirements/dev.txt -e src/broker
+	( echo "# Pinned versions of every Python package of the dev environment."; \
+	  echo "# Regenerate: make lock"; \
+	  .cache/lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^pip==' ) > requirements/dev.lock
+
+clean:
+	rm -rf build .cache $(VENV) .pytest_cache .ruff_cache

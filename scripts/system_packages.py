@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Make sure the Debian packages the tests and `make run` need are installed.
+
+Run as root it installs what is missing with apt-get; otherwise it prints the
+exact command to run and exits non-zero. Standard library only: it runs
+before the virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PG_MAJOR = "15"
+
+# (package, a file that proves it is installed)
+REQUIRED = [
+    (f"postgresql-{PG_MAJOR}", Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin/postgres")),
+    (f"postgresql-client-{PG_MAJOR}", Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin/psql")),
+    ("postgresql-contrib", Path(f"/usr/share/postgresql/{PG_MAJOR}/extension/citext.control")),
+]
+
+
+def missing_packages() -> list[str]:
+    return [pkg for pkg, proof in REQUIRED if not proof.exists()]
+
+
+def main() -> int:
+    missing = missing_packages()
+    if not missing:
+        return 0
+    command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print(
+            "missing system packages: " + ", ".join(missing) + "\n"
+            "install them (as root) with:\n  " + " ".join(command),
+            file=sys.stderr,
+        )
+        return 1
+    print("installing system packages: " + ", ".join(missing), flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(command, check=True, env=env)
+    # Debian's package starts a cluster of its own; the tests make their own
+    # clusters, so stop it rather than leave a server nobody asked for.
+    if shutil.which("pg_ctlcluster"):
+        subprocess.run(["pg_ctlcluster", PG_MAJOR, "main", "stop"], check=False, capture_output=True)
+    still = missing_packages()
+    if still:
+        print("still missing after apt-get: " + ", ".join(still), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

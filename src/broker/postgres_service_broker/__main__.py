@@ -1,0 +1,3 @@
+from postgres_service_broker.cli import main
+
+raise SystemExit(main())

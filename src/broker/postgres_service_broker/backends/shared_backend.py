@@ -1,0 +1,457 @@
+"""The shared plan: a database per service instance on one PostgreSQL cluster, a role per binding.
+
+Every operation takes an advisory lock for the instance (exclusive to create,
+change or delete it; shared to bind and unbind), then reads the record, then
+makes the objects. The lock settles races between brokers; the record, written
+before and removed after the objects, lets any broker finish what a crashed
+one began. All operations complete before the response: none is asynchronous.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from postgres_service_broker.backends import shared_sql, shared_state
+from postgres_service_broker.backends.advisory_locks import (
+    advisory_lock,
+    is_locked_exclusively,
+    lock_key,
+)
+from postgres_service_broker.backends.base import (
+    BackendUnavailable,
+    BindingNotFound,
+    BindingView,
+    BindRequest,
+    BindResult,
+    Busy,
+    Conflict,
+    InstanceNotFound,
+    InstanceView,
+    InvalidRequest,
+    LastOperation,
+    ProvisionRequest,
+    ProvisionResult,
+    Unprocessable,
+    UpdateRequest,
+)
+from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
+from postgres_service_broker.backends.shared_state import BindingRecord, InstanceRecord
+from postgres_service_broker.catalog import Catalog
+from postgres_service_broker.config import BrokerConfig, DatabaseConfig
+from postgres_service_broker.credentials import build_credentials, generate_password
+from postgres_service_broker.secret_box import SecretBox
+
+log = logging.getLogger(__name__)
+
+
+def connection_kwargs(db: DatabaseConfig, dbname: str) -> dict[str, Any]:
+    """libpq keyword arguments; the password travels here, never on a command line or in a URI."""
+    kwargs: dict[str, Any] = {
+        "host": db.host,
+        "port": db.port,
+        "user": db.user,
+        "dbname": dbname,
+        "sslmode": db.sslmode,
+        "connect_timeout": db.connect_timeout,
+        "application_name": "postgres-service-broker",
+    }
+    if db.password is not None:
+        kwargs["password"] = db.password.get_secret_value()
+    if db.sslrootcert:
+        kwargs["sslrootcert"] = db.sslrootcert
+    return kwargs
+
+
+class SharedBackend:
+    def __init__(self, config: BrokerConfig, catalog: Catalog) -> None:
+        self._config = config
+        self._db = config.database
+        self._catalog = catalog
+        self._box = SecretBox(config.encryption_key.get_secret_value())
+        self._lock_timeout = config.lock_timeout_seconds
+        self._pool = ConnectionPool(
+            conninfo="",
+            kwargs={**connection_kwargs(self._db, self._db.state_database), "autocommit": True},
+            min_size=2,
+            max_size=self._db.pool_size,
+            open=False,
+            name="broker-state",
+            timeout=config.lock_timeout_seconds + 5,
+            check=ConnectionPool.check_connection,
+        )
+
+    # -- life cycle -------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the state database and schema if needed, check privileges, open the pool."""
+        try:
+            self._ensure_state_database()
+            self._pool.open(wait=True, timeout=self._db.connect_timeout + 5)
+            with self._pool.connection() as conn:
+                shared_state.migrate(conn)
+                self._check_privileges(conn)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise BackendUnavailable(
+                f"cannot connect to PostgreSQL at {self._db.host}:{self._db.port} "
+                f"as {self._db.user}: {_first_line(exc)}"
+            ) from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _connect(self, dbname: str) -> psycopg.Connection:
+        return psycopg.connect(**connection_kwargs(self._db, dbname), autocommit=True)
+
+    def _ensure_state_database(self) -> None:
+        with self._connect(self._db.admin_database) as conn:
+            if not shared_sql.database_exists(conn, self._db.state_database):
+                # Another broker may create it first; that is as good.
+                with contextlib.suppress(errors.DuplicateDatabase):
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self._db.state_database))
+                    )
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                    sql.Identifier(self._db.state_database)
+                )
+            )
+
+    def _check_privileges(self, conn: psycopg.Connection) -> None:
+        row = conn.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        if not row or not (row[0] or (row[1] and row[2])):
+            raise BackendUnavailable(
+                f"the database user {self._db.user} needs CREATEDB and CREATEROLE "
+                "(or superuser) to create databases and roles"
+            )
+        available = shared_sql.available_extensions(conn)
+        missing = sorted(set(self._config.allowed_extensions) - available)
+        if missing:
+            log.warning(
+                "allowed extensions not installed on the server (requests for them will be refused): %s",
+                ", ".join(missing),
+            )
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise Busy("the broker is at its connection limit; retry in a moment") from None
+        except psycopg.OperationalError as exc:
+            log.error("database unavailable: %s", _first_line(exc))
+            raise BackendUnavailable("the database cluster cannot be reached right now") from None
+
+    def ping(self) -> None:
+        with self._conn() as conn:
+            conn.execute("SELECT 1")
+
+    # -- locks ------------------------------------------------------------
+
+    def _lock_instance(self, conn: psycopg.Connection, instance_id: str, *, shared: bool = False):
+        return advisory_lock(
+            conn,
+            lock_key("instance", instance_id),
+            shared=shared,
+            timeout_s=self._lock_timeout,
+            what="this service instance",
+        )
+
+    def _lock_binding(self, conn: psycopg.Connection, binding_id: str):
+        return advisory_lock(
+            conn,
+            lock_key("binding", binding_id),
+            timeout_s=self._lock_timeout,
+            what="this service binding",
+        )
+
+    # -- instances --------------------------------------------------------
+
+    def provision(self, request: ProvisionRequest) -> ProvisionResult:
+        plan = self._catalog.plan(request.plan_id)
+        assert plan is not None  # the OSB layer checked the plan
+        names = InstanceNames.for_instance(request.instance_id)
+        extensions = list(request.parameters.get("extensions", []))
+        with self._conn() as conn, self._lock_instance(conn, request.instance_id):
+            existing = shared_state.get_instance(conn, request.instance_id)
+            if existing is not None:
+                same = _same_instance(existing, request)
+                if existing.state == "deleting":
+                    raise Busy("this service instance is being deleted")
+                if not same:
+                    raise Conflict(
+                        "a service instance with this id already exists with different "
+                        "attributes (service, plan, parameters, organization or space)"
+                    )
+                if existing.state == "ready":
+                    return ProvisionResult(created=False)
+                log.info("resuming an unfinished provision of instance %s", request.instance_id)
+            else:
+                self._check_extensions_available(conn, extensions)
+                shared_state.insert_instance(
+                    conn,
+                    InstanceRecord(
+                        instance_id=request.instance_id,
+                        service_id=request.service_id,
+                        plan_id=request.plan_id,
+                        database_name=names.database,
+                        organization_guid=request.organization_guid,
+                        space_guid=request.space_guid,
+                        parameters=request.parameters,
+                        context=request.context,
+                        maintenance_version=self._config.maintenance_version,
+                        state="creating",
+                    ),
+                )
+            shared_sql.create_group_roles(conn, names)
+            shared_sql.create_database(conn, names, plan.connection_limit)
+            with self._connect(names.database) as db_conn:
+                shared_sql.prepare_database(db_conn, names)
+                if extensions:
+                    shared_sql.set_extensions(db_conn, extensions, ())
+            shared_state.set_instance_state(conn, request.instance_id, "ready")
+        return ProvisionResult(created=True)
+
+    def _check_extensions_available(self, conn: psycopg.Connection, extensions: list[str]) -> None:
+        if not extensions:
+            return
+        missing = sorted(set(extensions) - shared_sql.available_extensions(conn))
+        if missing:
+            raise InvalidRequest(
+                "these extensions are allowed but not installed on the server: "
+                + ", ".join(missing)
+                + "; ask the operator to install them or choose others"
+            )
+
+    def update(self, request: UpdateRequest) -> None:
+        with self._conn() as conn, self._lock_instance(conn, request.instance_id):
+            rec = shared_state.get_instance(conn, request.instance_id)
+            if rec is None:
+                raise InstanceNotFound("this service instance does not exist")
+            if rec.state != "ready":
+                raise Busy(f"this service instance is {rec.state}; retry when that has finished")
+            names = InstanceNames.for_instance(rec.instance_id)
+            plan_id = request.plan_id or rec.plan_id
+            plan = self._catalog.plan(plan_id)
+            if plan is None:
+                raise InvalidRequest(f"unknown plan_id {plan_id!r}")
+            parameters = dict(rec.parameters)
+            if request.parameters is not None:
+                parameters.update(request.parameters)
+            old_ext = set(rec.parameters.get("extensions", []))
+            new_ext = set(parameters.get("extensions", []))
+            if new_ext != old_ext:
+                self._check_extensions_available(conn, sorted(new_ext - old_ext))
+                with self._connect(names.database) as db_conn:
+                    try:
+                        shared_sql.set_extensions(db_conn, new_ext - old_ext, old_ext - new_ext)
+                    except errors.DependentObjectsStillExist as exc:
+                        raise Unprocessable(
+                            "cannot remove an extension that objects in the database still use "
+                            f"({_first_line(exc)}); drop those objects first"
+                        ) from None
+            if plan_id != rec.plan_id:
+                shared_sql.set_connection_limit(conn, names, plan.connection_limit)
+            context = dict(rec.context)
+            if request.context:
+                context.update(request.context)
+            shared_state.update_instance(
+                conn,
+                rec.instance_id,
+                plan_id=plan_id,
+                parameters=parameters,
+                context=context,
+                maintenance_version=request.maintenance_version or rec.maintenance_version,
+            )
+
+    def deprovision(self, instance_id: str) -> None:
+        with self._conn() as conn, self._lock_instance(conn, instance_id):
+            rec = shared_state.get_instance(conn, instance_id)
+            if rec is None:
+                raise InstanceNotFound("this service instance does not exist")
+            shared_state.set_instance_state(conn, instance_id, "deleting")
+            names = InstanceNames.for_instance(instance_id)
+            roles = [b.role_name for b in shared_state.bindings_of(conn, instance_id)]
+            shared_sql.drop_instance(conn, names, roles)
+            shared_state.delete_instance(conn, instance_id)  # cascades to binding rows
+
+    def fetch_instance(self, instance_id: str) -> InstanceView:
+        with self._conn() as conn:
+            rec = shared_state.get_instance(conn, instance_id)
+            if rec is None or rec.state == "creating":
+                raise InstanceNotFound("this service instance does not exist or is being created")
+            if is_locked_exclusively(conn, lock_key("instance", instance_id)):
+                raise Busy("this service instance is being updated")
+            return InstanceView(
+                service_id=rec.service_id,
+                plan_id=rec.plan_id,
+                parameters=rec.parameters,
+                maintenance_version=rec.maintenance_version,
+            )
+
+    def instance_last_operation(self, instance_id: str) -> LastOperation:
+        with self._conn() as conn:
+            rec = shared_state.get_instance(conn, instance_id)
+            if rec is None:
+                raise InstanceNotFound("this service instance does not exist")
+            return self._state_to_operation(conn, rec.state, lock_key("instance", instance_id))
+
+    @staticmethod
+    def _state_to_operation(conn: psycopg.Connection, state: str, key: int) -> LastOperation:
+        if state == "ready":
+            return LastOperation("succeeded")
+        if is_locked_exclusively(conn, key):
+            return LastOperation("in progress", f"{state} is under way")
+        # Nobody holds the lock: the broker doing the work stopped. A retry of
+        # the same request, or a delete, finishes or undoes it.
+        return LastOperation("failed", f"{state} was interrupted; retry the request or delete")
+
+    # -- bindings ---------------------------------------------------------
+
+    def bind(self, request: BindRequest) -> BindResult:
+        with (
+            self._conn() as conn,
+            self._lock_instance(conn, request.instance_id, shared=True),
+            self._lock_binding(conn, request.binding_id),
+        ):
+            inst = shared_state.get_instance(conn, request.instance_id)
+            if inst is None or inst.state != "ready":
+                raise InvalidRequest("the service instance does not exist (or is not ready)")
+            parameters = request.parameters
+            if request.predecessor_binding_id is not None:
+                pred = shared_state.get_binding(conn, request.predecessor_binding_id)
+                if pred is None or pred.instance_id != request.instance_id or pred.state != "ready":
+                    raise InvalidRequest(
+                        "predecessor_binding_id must name an existing binding of this instance"
+                    )
+                if parameters is None:
+                    parameters = pred.parameters  # a rotated binding keeps its parameters
+            parameters = parameters or {}
+            existing = shared_state.get_binding(conn, request.binding_id)
+            if existing is not None:
+                if existing.instance_id != request.instance_id or not _same_binding(
+                    existing, request, parameters
+                ):
+                    raise Conflict("a binding with this id already exists with different attributes")
+                if existing.state == "deleting":
+                    raise Busy("this binding is being deleted")
+                password = self._box.open(existing.password_sealed, existing.binding_id)
+                if existing.state == "ready":
+                    return self._bind_result(False, inst, existing.role_name, password)
+                record = existing
+                log.info("resuming an unfinished bind %s", request.binding_id)
+            else:
+                password = generate_password()
+                record = BindingRecord(
+                    binding_id=request.binding_id,
+                    instance_id=request.instance_id,
+                    role_name=binding_role(request.binding_id),
+                    service_id=request.service_id,
+                    plan_id=request.plan_id,
+                    app_guid=request.app_guid,
+                    predecessor_binding_id=request.predecessor_binding_id,
+                    parameters=parameters,
+                    context=request.context,
+                    password_sealed=self._box.seal(password, request.binding_id),
+                    state="creating",
+                )
+                shared_state.insert_binding(conn, record)
+            names = InstanceNames.for_instance(request.instance_id)
+            read_only = bool(parameters.get("read_only", False))
+            shared_sql.create_login_role(conn, record.role_name, password, names, read_only=read_only)
+            if read_only:
+                with self._connect(names.database) as db_conn:
+                    shared_sql.grant_reader_existing(db_conn, names)
+            shared_state.set_binding_state(conn, request.binding_id, "ready")
+            return self._bind_result(True, inst, record.role_name, password)
+
+    def _credentials(self, inst: InstanceRecord, role: str, password: str) -> dict[str, Any]:
+        return build_credentials(
+            hosts=self._db.credential_hosts,
+            port=self._db.credential_port,
+            database=inst.database_name,
+            username=role,
+            password=password,
+        )
+
+    def _endpoints(self) -> list[dict[str, Any]]:
+        port = str(self._db.credential_port)
+        return [{"host": h, "ports": [port], "protocol": "tcp"} for h in self._db.credential_hosts]
+
+    def _bind_result(self, created: bool, inst: InstanceRecord, role: str, password: str) -> BindResult:
+        return BindResult(
+            created=created,
+            credentials=self._credentials(inst, role, password),
+            endpoints=self._endpoints(),
+        )
+
+    def unbind(self, instance_id: str, binding_id: str) -> None:
+        with (
+            self._conn() as conn,
+            self._lock_instance(conn, instance_id, shared=True),
+            self._lock_binding(conn, binding_id),
+        ):
+            rec = shared_state.get_binding(conn, binding_id)
+            if rec is None or rec.instance_id != instance_id:
+                raise BindingNotFound("this service binding does not exist")
+            shared_state.set_binding_state(conn, binding_id, "deleting")
+            names = InstanceNames.for_instance(instance_id)
+            shared_sql.drop_login_role(conn, self._connect, rec.role_name, names)
+            shared_state.delete_binding(conn, binding_id)
+
+    def fetch_binding(self, instance_id: str, binding_id: str) -> BindingView:
+        with self._conn() as conn:
+            rec = shared_state.get_binding(conn, binding_id)
+            if rec is None or rec.instance_id != instance_id or rec.state != "ready":
+                raise BindingNotFound("this service binding does not exist or is being created")
+            inst = shared_state.get_instance(conn, instance_id)
+            if inst is None:
+                raise BindingNotFound("this service binding does not exist")
+            password = self._box.open(rec.password_sealed, rec.binding_id)
+            return BindingView(
+                credentials=self._credentials(inst, rec.role_name, password),
+                endpoints=self._endpoints(),
+                parameters=rec.parameters,
+            )
+
+    def binding_last_operation(self, instance_id: str, binding_id: str) -> LastOperation:
+        with self._conn() as conn:
+            rec = shared_state.get_binding(conn, binding_id)
+            if rec is None or rec.instance_id != instance_id:
+                raise BindingNotFound("this service binding does not exist")
+            return self._state_to_operation(conn, rec.state, lock_key("binding", binding_id))
+
+
+def _same_instance(rec: InstanceRecord, req: ProvisionRequest) -> bool:
+    return (
+        rec.service_id == req.service_id
+        and rec.plan_id == req.plan_id
+        and rec.parameters == req.parameters
+        and rec.organization_guid == req.organization_guid
+        and rec.space_guid == req.space_guid
+    )
+
+
+def _same_binding(rec: BindingRecord, req: BindRequest, parameters: dict[str, Any]) -> bool:
+    return (
+        rec.parameters == parameters
+        and rec.app_guid == req.app_guid
+        and rec.predecessor_binding_id == req.predecessor_binding_id
+        and (req.service_id is None or rec.service_id in (None, req.service_id))
+        and (req.plan_id is None or rec.plan_id in (None, req.plan_id))
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,199 @@
+"""The SQL that makes and removes a shared-plan instance (a database) and its bindings (roles).
+
+Every statement is idempotent or guarded by an existence check, so running a
+step twice (a retry after a crash, a second broker) converges on the same
+result. Identifiers are composed with `psycopg.sql.Identifier`; values are
+bound parameters; nothing from a request is spliced into SQL text. Passwords
+are sent as SCRAM verifiers computed on the client, so the plain password never
+reaches the server, its logs or ``pg_stat_activity``.
+
+The broker, the benchmark's direct-SQL baseline and the user-provided-service
+helper all use these functions, so they issue exactly the same SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import psycopg
+from psycopg import sql
+
+from postgres_service_broker.backends.shared_names import InstanceNames
+
+ConnectFn = Callable[[str], psycopg.Connection]
+
+
+def role_exists(conn: psycopg.Connection, role: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+
+
+def database_exists(conn: psycopg.Connection, database: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    return row is not None
+
+
+def create_group_roles(conn: psycopg.Connection, names: InstanceNames) -> None:
+    """The instance's NOLOGIN roles: the owner of everything, and a read-only group."""
+    for role in (names.owner_role, names.reader_role):
+        if not role_exists(conn, role):
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+
+
+def create_database(conn: psycopg.Connection, names: InstanceNames, connection_limit: int) -> None:
+    """The instance's database, owned by the owner role, closed to everyone else."""
+    db = sql.Identifier(names.database)
+    if not database_exists(conn, names.database):
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}").format(
+                db, sql.Identifier(names.owner_role), sql.Literal(connection_limit)
+            )
+        )
+    else:
+        set_connection_limit(conn, names, connection_limit)
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+    conn.execute(
+        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, sql.Identifier(names.reader_role))
+    )
+
+
+def set_connection_limit(conn: psycopg.Connection, names: InstanceNames, limit: int) -> None:
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+            sql.Identifier(names.database), sql.Literal(limit)
+        )
+    )
+
+
+def prepare_database(db_conn: psycopg.Connection, names: InstanceNames) -> None:
+    """Inside the new database: whatever the owner creates, the read-only group may read."""
+    owner = sql.Identifier(names.owner_role)
+    reader = sql.Identifier(names.reader_role)
+    with db_conn.transaction():
+        for objects, privilege in (("TABLES", "SELECT"), ("SEQUENCES", "SELECT"), ("SCHEMAS", "USAGE")):
+            db_conn.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
+                    owner, sql.SQL(privilege), sql.SQL(objects), reader
+                )
+            )
+        db_conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(reader))
+
+
+def installed_extensions(db_conn: psycopg.Connection) -> set[str]:
+    rows = db_conn.execute("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'")
+    return {r[0] for r in rows.fetchall()}
+
+
+def available_extensions(conn: psycopg.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
+
+
+def set_extensions(db_conn: psycopg.Connection, wanted: Iterable[str], drop_others: Iterable[str]) -> None:
+    """Create `wanted`, drop `drop_others`, in one transaction: all or nothing.
+
+    DROP EXTENSION is never CASCADE: a column of type citext must not vanish
+    because someone edited a parameter. If objects depend on an extension the
+    whole change fails with `DependentObjectsStillExist`.
+    """
+    with db_conn.transaction():
+        for ext in sorted(wanted):
+            db_conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
+        for ext in sorted(drop_others):
+            db_conn.execute(sql.SQL("DROP EXTENSION IF EXISTS {}").format(sql.Identifier(ext)))
+
+
+def scram_verifier(conn: psycopg.Connection, role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier for a password, computed by libpq on the client."""
+    return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+
+
+def create_login_role(
+    conn: psycopg.Connection,
+    role: str,
+    password: str,
+    names: InstanceNames,
+    *,
+    read_only: bool,
+) -> None:
+    """A binding's LOGIN role: member of the owner role (or the read-only group).
+
+    Each session starts as the group role (``ALTER ROLE .. SET role``), so the
+    tables a binding creates belong to the owner and stay usable by the next
+    binding after this one is gone.
+    """
+    ident = sql.Identifier(role)
+    group = names.reader_role if read_only else names.owner_role
+    verifier = sql.Literal(scram_verifier(conn, role, password))
+    attrs = sql.SQL(
+        "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
+    ).format(verifier)
+    if role_exists(conn, role):
+        conn.execute(sql.SQL("ALTER ROLE {} WITH {}").format(ident, attrs))
+    else:
+        conn.execute(sql.SQL("CREATE ROLE {} WITH {}").format(ident, attrs))
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
+    conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(group)))
+    if read_only:
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
+
+
+def grant_reader_existing(db_conn: psycopg.Connection, names: InstanceNames) -> None:
+    """Let the read-only group read what already exists, in every user schema."""
+    reader = sql.Identifier(names.reader_role)
+    schemas = db_conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
+    ).fetchall()
+    with db_conn.transaction():
+        for (schema,) in schemas:
+            s = sql.Identifier(schema)
+            db_conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, reader))
+            db_conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(s, reader))
+            db_conn.execute(sql.SQL("GRANT SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(s, reader))
+
+
+def terminate_sessions(conn: psycopg.Connection, role: str) -> None:
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE usename = %s AND pid <> pg_backend_pid()",
+        (role,),
+    )
+
+
+def drop_login_role(conn: psycopg.Connection, connect: ConnectFn, role: str, names: InstanceNames) -> None:
+    """Remove a binding's role without losing what it made: its objects pass to the owner."""
+    if not role_exists(conn, role):
+        return
+    ident = sql.Identifier(role)
+    conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
+    terminate_sessions(conn, role)
+    owner = sql.Identifier(names.owner_role)
+    if database_exists(conn, names.database):
+        with connect(names.database) as db_conn:
+            db_conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident, owner))
+            db_conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+    # Privileges the role may hold in the database we are connected to.
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
+def member_roles(conn: psycopg.Connection, names: InstanceNames) -> list[str]:
+    rows = conn.execute(
+        "SELECT m.rolname FROM pg_auth_members am "
+        "JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member "
+        "WHERE g.rolname = ANY(%s) ORDER BY 1",
+        ([names.owner_role, names.reader_role],),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def drop_instance(conn: psycopg.Connection, names: InstanceNames, extra_roles: Iterable[str]) -> None:
+    """Drop the database (ending its sessions) and every role of the instance."""
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names.database)))
+    for role in sorted(set(extra_roles) | set(member_roles(conn, names))):
+        if role_exists(conn, role):
+            terminate_sessions(conn, role)
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    for role in (names.reader_role, names.owner_role):
+        if role_exists(conn, role):
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
