@@ -115,3 +115,9 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(scalar, {})
+
+
+def test_several_admin_hosts_become_the_credential_hosts() -> None:
+    cfg = parse_config(minimal(database={"host": "node-a, node-b"}))
+    assert cfg.database.hosts == ["node-a", "node-b"]
+    assert cfg.database.credential_hosts == ["node-a", "node-b"]

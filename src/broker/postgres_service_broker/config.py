@@ -78,8 +78,13 @@ class DatabaseConfig(_Strict):
     public_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
     @property
+    def hosts(self) -> list[str]:
+        """`host` may list several nodes, comma-separated, as libpq allows (HA)."""
+        return [h.strip() for h in self.host.split(",") if h.strip()]
+
+    @property
     def credential_hosts(self) -> list[str]:
-        return list(self.public_hosts) if self.public_hosts else [self.host]
+        return list(self.public_hosts) if self.public_hosts else self.hosts
 
     @property
     def credential_port(self) -> int:
