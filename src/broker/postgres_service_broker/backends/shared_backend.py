@@ -42,6 +42,7 @@ from postgres_service_broker.backends.base import (
     Unprocessable,
     UpdateRequest,
 )
+from postgres_service_broker.backends.fault_injection import crash_point
 from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
 from postgres_service_broker.backends.shared_state import BindingRecord, InstanceRecord
 from postgres_service_broker.catalog import Catalog
@@ -147,10 +148,22 @@ class SharedBackend:
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout:
-            raise Busy("the broker is at its connection limit; retry in a moment") from None
+            # No pooled connection in time: either every one is busy, or none
+            # can be made because the cluster is down. Tell the two apart.
+            if self._reachable():
+                raise Busy("the broker is at its connection limit; retry in a moment") from None
+            raise BackendUnavailable("the database cluster cannot be reached right now") from None
         except psycopg.OperationalError as exc:
             log.error("database unavailable: %s", _first_line(exc))
             raise BackendUnavailable("the database cluster cannot be reached right now") from None
+
+    def _reachable(self) -> bool:
+        try:
+            with self._connect(self._db.state_database):
+                return True
+        except psycopg.OperationalError as exc:
+            log.error("database unavailable: %s", _first_line(exc))
+            return False
 
     def ping(self) -> None:
         with self._conn() as conn:
@@ -213,12 +226,17 @@ class SharedBackend:
                         state="creating",
                     ),
                 )
+            crash_point("provision.after_record")
             shared_sql.create_group_roles(conn, names)
+            crash_point("provision.after_group_roles")
             shared_sql.create_database(conn, names, plan.connection_limit)
+            crash_point("provision.after_create_database")
             with self._connect(names.database) as db_conn:
                 shared_sql.prepare_database(db_conn, names)
+                crash_point("provision.after_prepare_database")
                 if extensions:
                     shared_sql.set_extensions(db_conn, extensions, ())
+            crash_point("provision.before_mark_ready")
             shared_state.set_instance_state(conn, request.instance_id, "ready")
         return ProvisionResult(created=True)
 
@@ -280,10 +298,14 @@ class SharedBackend:
             if rec is None:
                 raise InstanceNotFound("this service instance does not exist")
             shared_state.set_instance_state(conn, instance_id, "deleting")
+            crash_point("deprovision.after_mark_deleting")
             names = InstanceNames.for_instance(instance_id)
             roles = [b.role_name for b in shared_state.bindings_of(conn, instance_id)]
-            shared_sql.drop_instance(conn, names, roles)
+            shared_sql.drop_database(conn, names)
+            crash_point("deprovision.after_drop_database")
+            shared_sql.drop_instance_roles(conn, names, roles)
             shared_state.delete_instance(conn, instance_id)  # cascades to binding rows
+            crash_point("deprovision.after_delete_record")
 
     def fetch_instance(self, instance_id: str) -> InstanceView:
         with self._conn() as conn:
@@ -328,16 +350,22 @@ class SharedBackend:
             if inst is None or inst.state != "ready":
                 raise InvalidRequest("the service instance does not exist (or is not ready)")
             parameters = request.parameters
-            if request.predecessor_binding_id is not None:
-                pred = shared_state.get_binding(conn, request.predecessor_binding_id)
-                if pred is None or pred.instance_id != request.instance_id or pred.state != "ready":
-                    raise InvalidRequest(
-                        "predecessor_binding_id must name an existing binding of this instance"
-                    )
-                if parameters is None:
-                    parameters = pred.parameters  # a rotated binding keeps its parameters
-            parameters = parameters or {}
             existing = shared_state.get_binding(conn, request.binding_id)
+            if request.predecessor_binding_id is not None:
+                if existing is not None and existing.predecessor_binding_id == request.predecessor_binding_id:
+                    # A repeated rotation: the predecessor may be unbound by now,
+                    # and the successor already carries its parameters.
+                    if parameters is None:
+                        parameters = existing.parameters
+                else:
+                    pred = shared_state.get_binding(conn, request.predecessor_binding_id)
+                    if pred is None or pred.instance_id != request.instance_id or pred.state != "ready":
+                        raise InvalidRequest(
+                            "predecessor_binding_id must name an existing binding of this instance"
+                        )
+                    if parameters is None:
+                        parameters = pred.parameters  # a rotated binding keeps its parameters
+            parameters = parameters or {}
             if existing is not None:
                 if existing.instance_id != request.instance_id or not _same_binding(
                     existing, request, parameters
@@ -366,12 +394,16 @@ class SharedBackend:
                     state="creating",
                 )
                 shared_state.insert_binding(conn, record)
+            crash_point("bind.after_record")
             names = InstanceNames.for_instance(request.instance_id)
             read_only = bool(parameters.get("read_only", False))
             shared_sql.create_login_role(conn, record.role_name, password, names, read_only=read_only)
-            if read_only:
-                with self._connect(names.database) as db_conn:
+            with self._connect(names.database) as db_conn:
+                if read_only:
                     shared_sql.grant_reader_existing(db_conn, names)
+                else:
+                    shared_sql.share_login_role_objects(db_conn, record.role_name, names)
+            crash_point("bind.after_role")
             shared_state.set_binding_state(conn, request.binding_id, "ready")
             return self._bind_result(True, inst, record.role_name, password)
 
@@ -405,9 +437,12 @@ class SharedBackend:
             if rec is None or rec.instance_id != instance_id:
                 raise BindingNotFound("this service binding does not exist")
             shared_state.set_binding_state(conn, binding_id, "deleting")
+            crash_point("unbind.after_mark_deleting")
             names = InstanceNames.for_instance(instance_id)
             shared_sql.drop_login_role(conn, self._connect, rec.role_name, names)
+            crash_point("unbind.after_drop_role")
             shared_state.delete_binding(conn, binding_id)
+            crash_point("unbind.after_delete_record")
 
     def fetch_binding(self, instance_id: str, binding_id: str) -> BindingView:
         with self._conn() as conn:

@@ -136,13 +136,43 @@ def create_login_role(
         conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
 
 
+def share_login_role_objects(db_conn: psycopg.Connection, role: str, names: InstanceNames) -> None:
+    """Make what a binding creates as its own login role usable by the others, as the owner's objects are.
+
+    A session normally runs as the owner role (``ALTER ROLE .. SET role``), but
+    ``SET ROLE NONE`` returns it to the login role, whose new tables would be
+    out of reach of the other bindings and the read-only group until unbind
+    reassigns them. Default privileges close that gap; ``DROP OWNED BY`` at
+    unbind removes them again.
+    """
+    creator = sql.Identifier(role)
+    owner = sql.Identifier(names.owner_role)
+    reader = sql.Identifier(names.reader_role)
+    with db_conn.transaction():
+        for objects, owner_privilege, reader_privilege in (
+            ("TABLES", "ALL", "SELECT"),
+            ("SEQUENCES", "ALL", "SELECT"),
+            ("SCHEMAS", "ALL", "USAGE"),
+        ):
+            for grantee, privilege in ((owner, owner_privilege), (reader, reader_privilege)):
+                db_conn.execute(
+                    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {} TO {}").format(
+                        creator, sql.SQL(privilege), sql.SQL(objects), grantee
+                    )
+                )
+
+
 def grant_reader_existing(db_conn: psycopg.Connection, names: InstanceNames) -> None:
     """Let the read-only group read what already exists, in every user schema."""
     reader = sql.Identifier(names.reader_role)
-    schemas = db_conn.execute(
-        "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
-    ).fetchall()
     with db_conn.transaction():
+        # GRANT rewrites each table's ACL without locking the table, so two
+        # read-only binds at once fail with "tuple concurrently updated". One
+        # at a time per instance (advisory keys are scoped to this database).
+        db_conn.execute("SELECT pg_advisory_xact_lock(hashtext('postgres-service-broker:grant-reader'))")
+        schemas = db_conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
+        ).fetchall()
         for (schema,) in schemas:
             s = sql.Identifier(schema)
             db_conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, reader))
@@ -187,7 +217,16 @@ def member_roles(conn: psycopg.Connection, names: InstanceNames) -> list[str]:
 
 def drop_instance(conn: psycopg.Connection, names: InstanceNames, extra_roles: Iterable[str]) -> None:
     """Drop the database (ending its sessions) and every role of the instance."""
+    drop_database(conn, names)
+    drop_instance_roles(conn, names, extra_roles)
+
+
+def drop_database(conn: psycopg.Connection, names: InstanceNames) -> None:
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names.database)))
+
+
+def drop_instance_roles(conn: psycopg.Connection, names: InstanceNames, extra_roles: Iterable[str]) -> None:
+    """The binding roles (recorded or still members of the groups), then the group roles."""
     for role in sorted(set(extra_roles) | set(member_roles(conn, names))):
         if role_exists(conn, role):
             terminate_sessions(conn, role)
