@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from postgres_service_broker import __version__
 from postgres_service_broker.backends import base as backend
@@ -42,6 +42,7 @@ audit = logging.getLogger("postgres_service_broker.audit")
 MIN_MINOR_VERSION = 13
 _VERSION_RE = re.compile(r"^2\.(\d{1,4})$")
 _UNAUTHENTICATED_PATHS = {"/health"}
+_ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)
 
 
 def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
@@ -65,6 +66,15 @@ def _originating_identity(header: str | None) -> str | None:
         if isinstance(user, str):
             return f"{platform[:64]} user={user[:128]}"
     return f"{platform[:64]} (no user id)"
+
+
+def _is_utf8_path(path_info: str) -> bool:
+    """PEP 3333 hands the path over as latin-1 text; its bytes must be UTF-8."""
+    try:
+        path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _map_backend_error(exc: backend.BackendError, *, not_found: int = 404) -> OsbError:
@@ -131,6 +141,14 @@ def create_app(config: BrokerConfig, service_backend: ServiceBackend) -> Flask:
                 "PayloadTooLarge",
                 f"the request body is larger than {config.max_request_bytes} bytes",
             )
+        if _ENCODED_SLASH.search(request.environ.get("REQUEST_URI", "").partition("?")[0]):
+            # The WSGI server decodes %2F before routing, so such an id could
+            # only ever reach the wrong route; say so instead of a bare 404.
+            raise bad_request("ids containing '/' (%2F) are not supported; use ids without slashes")
+        if not _is_utf8_path(request.environ.get("PATH_INFO", "")):
+            # Werkzeug would decode bad bytes to U+FFFD, so two different ids
+            # (say %FF and %FE) would name the same instance.
+            raise bad_request("the request path is not valid UTF-8; percent-encode ids as UTF-8 bytes")
         return None
 
     @app.after_request
@@ -166,7 +184,11 @@ def create_app(config: BrokerConfig, service_backend: ServiceBackend) -> Flask:
             413: ("PayloadTooLarge", f"the request body is larger than {config.max_request_bytes} bytes"),
         }
         error, description = names.get(code, (exc.name.replace(" ", ""), exc.description or exc.name))
-        return _json({"error": error, "description": description}, code)
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # RFC 9110: a 405 must say which methods the resource does allow.
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return _json({"error": error, "description": description}, code, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -29,6 +29,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise bad_request(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except RecursionError:
         raise bad_request("the request body is nested too deeply") from None
+    except ValueError:
+        # Not a JSONDecodeError: Python refuses integers of more than 4300 digits.
+        raise bad_request("the request body is not valid JSON: it holds a number too long to read") from None
     if not isinstance(doc, dict):
         raise bad_request(f"the request body must be a JSON object, not {_json_type(doc)}")
     return doc
@@ -84,7 +87,32 @@ def object_field(body: dict[str, Any], key: str) -> dict[str, Any] | None:
     value = body[key]
     if not isinstance(value, dict):
         raise bad_request(f"field '{key}' must be an object, not {_json_type(value)}")
+    check_storable_text(value, f"field '{key}'")
     return value
+
+
+def check_storable_text(value: Any, what: str) -> None:
+    """Refuse strings PostgreSQL cannot keep (NUL, lone UTF-16 surrogates) anywhere inside `value`.
+
+    Such strings are valid JSON, so without this check an object would be
+    accepted and then fail as a 500 when the broker records it (jsonb and
+    text reject both). The walk is iterative: the body may be nested deeply.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise bad_request(f"{what} must not contain NUL characters (\\u0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise bad_request(f"{what} holds text that is not valid Unicode (a lone surrogate)") from None
 
 
 def maintenance_version(body: dict[str, Any]) -> str | None:
@@ -132,6 +160,7 @@ __all__ = [
     "accepts_incomplete",
     "check_id",
     "check_parameters",
+    "check_storable_text",
     "maintenance_version",
     "object_field",
     "parse_json_object",
