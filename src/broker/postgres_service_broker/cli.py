@@ -3,11 +3,15 @@
 postgres-service-broker serve [--config FILE]   the broker (config from FILE or the environment)
 postgres-service-broker check-config [--config FILE]
 postgres-service-broker dev                      a throwaway cluster and a broker, for trying it out
+postgres-service-broker ups create NAME [--json]  a database and role for a user-provided service
+postgres-service-broker ups delete NAME           remove what `ups create NAME` made
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import os
 import secrets
 import shlex
@@ -15,9 +19,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from postgres_service_broker import __version__
+import psycopg
+
+from postgres_service_broker import __version__, user_provided
 from postgres_service_broker.backends.base import BackendError
 from postgres_service_broker.config import ConfigError, load_config, parse_config
+from postgres_service_broker.user_provided import DEFAULT_CONNECTION_LIMIT, UpsError
 
 EXIT_USAGE = 2
 
@@ -42,7 +49,50 @@ def _parser() -> argparse.ArgumentParser:
         "dev",
         help="start a throwaway PostgreSQL cluster and a broker on 127.0.0.1:$PORT (default 8080)",
     )
+    _add_ups_parser(sub)
     return parser
+
+
+def _add_ups_parser(sub: argparse._SubParsersAction) -> None:
+    admin_env = (
+        "The admin connection comes only from the libpq environment: PGHOST, PGPORT, PGUSER, "
+        "PGPASSWORD (or a .pgpass file), PGDATABASE, PGSSLMODE."
+    )
+    ups = sub.add_parser(
+        "ups",
+        help="a database and role on an existing PostgreSQL, for cf create-user-provided-service",
+        description="Stage 1: credentials for a user-provided service. " + admin_env,
+    )
+    actions = ups.add_subparsers(dest="ups_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="create NAME's database and login role, print the cf command",
+        description="Create a database and a login role for NAME, exactly as the broker does for one "
+        "instance and one binding, and print the cf create-user-provided-service command. " + admin_env,
+    )
+    create.add_argument("name", metavar="NAME", help="the service name: lowercase letters, digits, '-'")
+    create.add_argument("--json", action="store_true", help="print only the credentials (JSON)")
+    create.add_argument(
+        "--host",
+        action="append",
+        metavar="HOST",
+        help="the address apps connect to (default: the server PGHOST reached); repeat for several hosts",
+    )
+    create.add_argument("--port", type=int, help="the port apps connect to (default: the server's port)")
+    create.add_argument(
+        "--connection-limit",
+        type=int,
+        default=DEFAULT_CONNECTION_LIMIT,
+        metavar="N",
+        help=f"at most this many connections to the database, -1 for no limit "
+        f"(default {DEFAULT_CONNECTION_LIMIT})",
+    )
+    delete = actions.add_parser(
+        "delete",
+        help="remove what 'ups create NAME' made",
+        description="Drop NAME's database and roles (ending their sessions). " + admin_env,
+    )
+    delete.add_argument("name", metavar="NAME")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -115,15 +165,64 @@ def _dev(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _ups(args: argparse.Namespace) -> int:
+    try:
+        return _ups_command(args)
+    except psycopg.Error as exc:
+        # A server error outside the steps that explain themselves (a lost connection).
+        text = str(exc).strip().splitlines()
+        raise UpsError(text[0] if text else type(exc).__name__, user_provided.EXIT_FAILED) from None
+
+
+def _ups_command(args: argparse.Namespace) -> int:
+    if args.ups_command == "delete":
+        removed, server = user_provided.delete(args.name)
+        print(f"deleted {args.name} on {server}: {', '.join(removed)}")
+        return 0
+    credentials, server = user_provided.create(
+        args.name, hosts=args.host, port=args.port, connection_limit=args.connection_limit
+    )
+    for host in credentials["hosts"]:
+        if _is_loopback(host):
+            print(
+                f"note: apps will be told to connect to {host}, which in an app container is the "
+                "container itself; use --host with an address apps can reach",
+                file=sys.stderr,
+            )
+    if args.json:
+        print(json.dumps(credentials, indent=2))
+        return 0
+    print(
+        f"created {args.name} on {server}: database {credentials['name']}, login role "
+        f"{credentials['username']}; give it to your apps with:",
+        file=sys.stderr,
+        flush=True,
+    )
+    print(user_provided.cups_command(args.name, credentials))
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve, "check-config": _check_config, "dev": _dev}
+    handlers = {"serve": _serve, "check-config": _check_config, "dev": _dev, "ups": _ups}
     try:
         return handlers[args.command](args)
+    except UpsError as exc:
+        print(f"postgres-service-broker: ups {args.ups_command}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except ConfigError as exc:
         print(f"postgres-service-broker: {exc}", file=sys.stderr)
         return EXIT_USAGE
