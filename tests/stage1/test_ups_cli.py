@@ -269,11 +269,6 @@ def test_admin_without_privileges_is_refused_before_creating_anything(
         admin_conn.execute(f"DROP ROLE {role}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared_sql.create_database runs CREATE DATABASE .. OWNER <group role> as an admin that is not "
-    "a member of that role; PostgreSQL 15 requires membership (reported to the lead)",
-)
 def test_admin_with_createdb_and_createrole_but_not_superuser(
     pg_cluster: LocalCluster, admin_conn: psycopg.Connection, created: list[str]
 ) -> None:

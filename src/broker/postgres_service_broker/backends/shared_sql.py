@@ -32,11 +32,28 @@ def database_exists(conn: psycopg.Connection, database: str) -> bool:
     return row is not None
 
 
+def is_superuser(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    return bool(row and row[0])
+
+
+def join_role(conn: psycopg.Connection, role: str) -> None:
+    """Make a non-superuser admin a member of `role`; a superuser needs no membership.
+
+    An admin with only CREATEDB and CREATEROLE (a managed PostgreSQL's admin,
+    say) may create a database owned by a role, set default privileges for it,
+    reassign or drop what it owns, and end its sessions only as its member.
+    """
+    if not is_superuser(conn):
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
+
+
 def create_group_roles(conn: psycopg.Connection, names: InstanceNames) -> None:
     """The instance's NOLOGIN roles: the owner of everything, and a read-only group."""
     for role in (names.owner_role, names.reader_role):
         if not role_exists(conn, role):
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        join_role(conn, role)
 
 
 def create_database(conn: psycopg.Connection, names: InstanceNames, connection_limit: int) -> None:
@@ -131,6 +148,7 @@ def create_login_role(
     else:
         conn.execute(sql.SQL("CREATE ROLE {} WITH {}").format(ident, attrs))
     conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
+    join_role(conn, role)
     conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(group)))
     if read_only:
         conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
@@ -193,6 +211,7 @@ def drop_login_role(conn: psycopg.Connection, connect: ConnectFn, role: str, nam
     if not role_exists(conn, role):
         return
     ident = sql.Identifier(role)
+    join_role(conn, role)
     conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
     terminate_sessions(conn, role)
     owner = sql.Identifier(names.owner_role)
@@ -209,7 +228,8 @@ def member_roles(conn: psycopg.Connection, names: InstanceNames) -> list[str]:
     rows = conn.execute(
         "SELECT m.rolname FROM pg_auth_members am "
         "JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member "
-        "WHERE g.rolname = ANY(%s) ORDER BY 1",
+        # The admin itself is a member when it is not a superuser (join_role).
+        "WHERE g.rolname = ANY(%s) AND m.rolname <> current_user ORDER BY 1",
         ([names.owner_role, names.reader_role],),
     ).fetchall()
     return [r[0] for r in rows]
@@ -222,6 +242,8 @@ def drop_instance(conn: psycopg.Connection, names: InstanceNames, extra_roles: I
 
 
 def drop_database(conn: psycopg.Connection, names: InstanceNames) -> None:
+    if role_exists(conn, names.owner_role):
+        join_role(conn, names.owner_role)  # only the owner (or its member) may drop it
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names.database)))
 
 
@@ -229,10 +251,12 @@ def drop_instance_roles(conn: psycopg.Connection, names: InstanceNames, extra_ro
     """The binding roles (recorded or still members of the groups), then the group roles."""
     for role in sorted(set(extra_roles) | set(member_roles(conn, names))):
         if role_exists(conn, role):
+            join_role(conn, role)
             terminate_sessions(conn, role)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     for role in (names.reader_role, names.owner_role):
         if role_exists(conn, role):
+            join_role(conn, role)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
