@@ -2,7 +2,7 @@
 
 Locks are session-level, held on the connection doing the work: if the broker
 dies, PostgreSQL drops the session and the lock with it, so nothing stays
-locked after a crash. Waiting is bounded by ``lock_timeout``; a request that
+locked after a crash. Waiting is bounded by the connection's ``lock_timeout``; a request that
 cannot get its lock in time is told to retry (OSB ``ConcurrencyError``).
 """
 
@@ -29,20 +29,19 @@ def advisory_lock(
     key: int,
     *,
     shared: bool = False,
-    timeout_s: float,
     what: str,
 ) -> Iterator[None]:
-    """Hold an advisory lock for the block; raise `Busy` after `timeout_s` of waiting."""
+    """Hold an advisory lock for the block; raise `Busy` when the wait passes ``lock_timeout``.
+
+    The connection carries its ``lock_timeout`` from the start (a connection
+    option), so taking the lock is one round trip, not three.
+    """
     fn = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
     unlock = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
-    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout_s * 1000)}ms",))
     try:
         conn.execute(f"SELECT {fn}(%s)", (key,))
     except errors.LockNotAvailable:
         raise Busy(f"another operation on {what} is in progress; retry in a moment") from None
-    finally:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("SELECT set_config('lock_timeout', '0', false)")
     try:
         yield
     finally:

@@ -77,10 +77,15 @@ class SharedBackend:
         self._db = config.database
         self._catalog = catalog
         self._box = SecretBox(config.encryption_key.get_secret_value())
-        self._lock_timeout = config.lock_timeout_seconds
         self._pool = ConnectionPool(
             conninfo="",
-            kwargs={**connection_kwargs(self._db, self._db.state_database), "autocommit": True},
+            kwargs={
+                **connection_kwargs(self._db, self._db.state_database),
+                "autocommit": True,
+                # Bounds every lock wait on these connections, advisory locks
+                # included; past it a request is told to retry (ConcurrencyError).
+                "options": f"-c lock_timeout={int(config.lock_timeout_seconds * 1000)}",
+            },
             min_size=2,
             max_size=self._db.pool_size,
             open=False,
@@ -147,6 +152,8 @@ class SharedBackend:
         try:
             with self._pool.connection() as conn:
                 yield conn
+        except errors.LockNotAvailable:
+            raise Busy("another operation holds what this request needs; retry in a moment") from None
         except PoolTimeout:
             # No pooled connection in time: either every one is busy, or none
             # can be made because the cluster is down. Tell the two apart.
@@ -176,7 +183,6 @@ class SharedBackend:
             conn,
             lock_key("instance", instance_id),
             shared=shared,
-            timeout_s=self._lock_timeout,
             what="this service instance",
         )
 
@@ -184,7 +190,6 @@ class SharedBackend:
         return advisory_lock(
             conn,
             lock_key("binding", binding_id),
-            timeout_s=self._lock_timeout,
             what="this service binding",
         )
 
