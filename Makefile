@@ -28,6 +28,23 @@ build: $(STAMP)
 	rm -rf build/broker
 	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir build/broker src/broker
 	@ls -1 build/broker
+	$(BIN)/python -m scripts.release blobs fetch
+	$(BIN)/python -m scripts.release create $(if $(VERSION),--version $(VERSION))
+
+.PHONY: blobs release final-release
+
+# The blobs pinned in config/blobs.yml, fetched from the package registries into blobs/ and verified.
+blobs: $(STAMP)
+	$(BIN)/python -m scripts.release blobs fetch
+
+# The BOSH release tarball alone: build/postgres-service-<version>.tgz (VERSION=... overrides).
+release: blobs
+	$(BIN)/python -m scripts.release create $(if $(VERSION),--version $(VERSION))
+
+# A final release: .final_builds/ and releases/ updated, new blobs and archives uploaded to the
+# S3 blobstore of config/final.yml (credentials: config/private.yml or AWS_* environment variables).
+final-release: blobs
+	$(BIN)/python -m scripts.release create --final $(if $(VERSION),--version $(VERSION))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

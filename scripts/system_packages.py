@@ -21,6 +21,14 @@ REQUIRED = [
     (f"postgresql-{PG_MAJOR}", Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin/postgres")),
     (f"postgresql-client-{PG_MAJOR}", Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin/psql")),
     ("postgresql-contrib", Path(f"/usr/share/postgresql/{PG_MAJOR}/extension/citext.control")),
+    # BOSH job templates are ERB; the template tests render them with Ruby.
+    ("ruby", Path("/usr/bin/ruby")),
+    # The template tests check every rendered job script with shellcheck.
+    ("shellcheck", Path("/usr/bin/shellcheck")),
+    # pg_auto_failover for the HA tests: the monitor's extension, and pg_autoctl
+    # (Debian ships it in its own package, which the extension depends on).
+    (f"postgresql-{PG_MAJOR}-auto-failover", Path(f"/usr/lib/postgresql/{PG_MAJOR}/lib/pgautofailover.so")),
+    ("pg-auto-failover-cli", Path("/usr/bin/pg_autoctl")),
 ]
 
 
