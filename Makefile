@@ -60,7 +60,7 @@ test: system-packages lint
 run: system-packages $(STAMP)
 	$(BIN)/postgres-service-broker dev
 
-bench: system-packages $(STAMP)
+bench: system-packages blobs
 	$(BIN)/python -m benchmarks
 
 # Re-resolve the pinned versions (needs the package index).

@@ -21,6 +21,7 @@ import psycopg
 
 from benchmarks import measurements
 from benchmarks.environment import BenchEnvironment
+from benchmarks.release_build import measure_release_build
 from benchmarks.target import Target
 
 SMALL_INSTANCES = 10
@@ -88,6 +89,7 @@ def run(env: BenchEnvironment) -> int:
     note(f"cores: {os.cpu_count()}; load average at start: {os.getloadavg()[0]:.2f}")
 
     started = time.monotonic()
+    figure(measure_release_build().line())
     overhead = measurements.measure_overhead(target, lifecycles)
     figure(overhead.line())
 
