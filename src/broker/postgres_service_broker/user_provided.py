@@ -176,8 +176,9 @@ def existing_objects(conn: psycopg.Connection, names: UpsNames) -> list[str]:
 def _locked(conn: psycopg.Connection, name: str) -> Iterator[None]:
     # Two runs for one NAME at once would each see nothing and then share the
     # objects; the lock makes the second one see what the first made.
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(LOCK_TIMEOUT_S * 1000)}ms",))
     try:
-        with advisory_lock(conn, lock_key("ups", name), timeout_s=LOCK_TIMEOUT_S, what=name):
+        with advisory_lock(conn, lock_key("ups", name), what=name):
             yield
     except Busy:
         raise UpsError(f"another ups command for {name} is running; retry when it has finished") from None
