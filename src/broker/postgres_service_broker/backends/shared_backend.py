@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 def connection_kwargs(db: DatabaseConfig, dbname: str) -> dict[str, Any]:
     """libpq keyword arguments; the password travels here, never on a command line or in a URI."""
     kwargs: dict[str, Any] = {
-        "host": db.host,
+        "host": ",".join(db.hosts),
         "port": db.port,
         "user": db.user,
         "dbname": dbname,
@@ -64,6 +64,11 @@ def connection_kwargs(db: DatabaseConfig, dbname: str) -> dict[str, Any]:
         "connect_timeout": db.connect_timeout,
         "application_name": "postgres-service-broker",
     }
+    if len(db.hosts) > 1:
+        # HA: only the primary takes the broker's writes. libpq tries the hosts
+        # in turn and skips dead nodes and standbys, so pooled and per-request
+        # connections follow a failover.
+        kwargs["target_session_attrs"] = "read-write"
     if db.password is not None:
         kwargs["password"] = db.password.get_secret_value()
     if db.sslrootcert:

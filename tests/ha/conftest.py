@@ -1,0 +1,131 @@
+"""One real pg_auto_failover formation (monitor + two nodes) for the HA tests, healed before each test.
+
+Building a formation costs half a minute (two initdb-sized clusters and a
+pg_basebackup), so the tests share one and each starts from "one primary,
+one secondary, every process running". The figures the tests measure are
+collected and printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from postgres_service_broker.credentials import build_credentials
+from tests.support.auto_failover import Formation, Server, find_pg_autoctl, set_password_quietly
+from tests.support.ha_writes import PROBE_TABLE, WRITES_TABLE
+
+APP_DB = "ha_app"
+APP_USER = "ha_app"
+FIGURES_FILE = Path(__file__).resolve().parents[2] / "build" / "ha" / "figures.json"
+
+_figures: list[dict[str, Any]] = []
+
+
+@dataclass(frozen=True)
+class HaApp:
+    """An application's database on the formation, reached through its multi-host credentials."""
+
+    credentials: dict[str, Any] = field(repr=False)  # holds the password
+
+    @property
+    def uri(self) -> str:
+        return self.credentials["uri"]
+
+    def node_conninfo(self, node: Server) -> str:
+        """The same user, straight to one node (no routing), for probes."""
+        return psycopg.conninfo.make_conninfo(
+            host=node.host,
+            port=node.port,
+            dbname=self.credentials["name"],
+            user=self.credentials["username"],
+            password=self.credentials["password"],
+            connect_timeout=1,
+        )
+
+
+@pytest.fixture(scope="session")
+def formation() -> Iterator[Formation]:
+    if find_pg_autoctl() is None:
+        pytest.skip("pg_autoctl (pg_auto_failover) is not installed; run: make system-packages")
+    built = Formation.create()
+    try:
+        yield built
+    finally:
+        built.destroy()
+
+
+@pytest.fixture(scope="session")
+def ha_app(formation: Formation) -> HaApp:
+    primary, _ = formation.wait_healthy()
+    password = secrets.token_urlsafe(24)
+    with primary.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
+        set_password_quietly(conn, APP_USER, password)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), sql.Identifier(APP_USER))
+        )
+    creds = build_credentials(
+        hosts=[n.host for n in formation.nodes],
+        port=formation.node_port,
+        database=APP_DB,
+        username=APP_USER,
+        password=password,
+    )
+    with psycopg.connect(creds["uri"], autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            f"CREATE TABLE {WRITES_TABLE} (seq bigint PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())"
+        )
+        conn.execute(f"CREATE TABLE {PROBE_TABLE} (id bigserial PRIMARY KEY, node text)")
+    return HaApp(credentials=creds)
+
+
+def reset(formation: Formation, ha_app: HaApp) -> tuple[Server, Server]:
+    """Every process running, both nodes settled, the app's tables empty; returns (primary, standby)."""
+    primary, standbys = formation.heal()
+    with psycopg.connect(ha_app.uri, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"TRUNCATE {WRITES_TABLE}, {PROBE_TABLE}")
+    return primary, standbys[0]
+
+
+@pytest.fixture
+def healthy(formation: Formation, ha_app: HaApp) -> Iterator[tuple[Server, Server]]:
+    """Yields (primary, standby) of a formation just `reset`."""
+    try:
+        yield reset(formation, ha_app)
+    finally:
+        # Leave nothing frozen for the next test, whatever happened in this one.
+        for server in (formation.monitor, *formation.nodes):
+            server.thaw()
+
+
+@pytest.fixture
+def record_figure(request: pytest.FixtureRequest) -> Any:
+    """Record a measured figure with the settings that produced it (printed and saved at the end)."""
+
+    def record(name: str, value: float, **context: Any) -> None:
+        _figures.append({"figure": name, "value": round(value, 3), "test": request.node.name, **context})
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _figures:
+        return
+    terminalreporter.section("HA figures")
+    for fig in _figures:
+        extra = ", ".join(f"{k}={v}" for k, v in fig.items() if k not in ("figure", "value", "test"))
+        terminalreporter.write_line(
+            f"{fig['figure']} = {fig['value']}  ({fig['test']}{'; ' + extra if extra else ''})"
+        )
+    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    FIGURES_FILE.write_text(json.dumps(_figures, indent=2) + "\n")
+    terminalreporter.write_line(f"saved to {FIGURES_FILE}")
