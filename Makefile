@@ -30,8 +30,13 @@ build: $(STAMP)
 	@ls -1 build/broker
 	$(BIN)/python -m scripts.release blobs fetch
 	$(BIN)/python -m scripts.release create $(if $(VERSION),--version $(VERSION))
+	$(MAKE) --no-print-directory manifests
 
-.PHONY: blobs release final-release
+.PHONY: blobs release final-release manifests
+
+# The deployment manifests, one per variant, rendered from manifests/ into build/manifests/.
+manifests: $(STAMP)
+	$(BIN)/python -m scripts.manifests render
 
 # The blobs pinned in config/blobs.yml, fetched from the package registries into blobs/ and verified.
 blobs: $(STAMP)

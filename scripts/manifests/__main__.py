@@ -1,0 +1,5 @@
+import sys
+
+from scripts.manifests.cli import main
+
+sys.exit(main())
