@@ -189,7 +189,9 @@ def _make(conn: psycopg.Connection, names: UpsNames, password: str, connection_l
     shared_sql.create_database(conn, names.instance, connection_limit)
     with admin_connect(names.instance.database) as db_conn:
         shared_sql.prepare_database(db_conn, names.instance)
-    shared_sql.create_login_role(conn, names.login_role, password, names.instance, read_only=False)
+        shared_sql.create_login_role(conn, names.login_role, password, names.instance, read_only=False)
+        # As the broker's bind does: tables made after SET ROLE NONE stay shared.
+        shared_sql.share_login_role_objects(db_conn, names.login_role, names.instance)
 
 
 def _remove(conn: psycopg.Connection, names: UpsNames) -> None:
