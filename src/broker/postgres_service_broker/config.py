@@ -327,17 +327,27 @@ def parse_config(doc: Any, *, env_source: bool = False) -> BrokerConfig:
         raise ConfigError(_describe(exc, env_source)) from None
 
 
+def read_yaml_file(path: str | Path, label: str = "configuration file") -> Any:
+    """The YAML document in `path`, or a `ConfigError` naming `label` and the path.
+
+    A YAML error is reported by position only: the parser's message quotes the
+    offending line, which may hold a password.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {label} {path}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{label} {path} is not valid YAML{where}") from None
+
+
 def load_config(path: str | Path | None, env: Mapping[str, str]) -> BrokerConfig:
     """Load from `path` when given (or ``BROKER_CONFIG``), else from environment variables."""
     path = path or env.get("BROKER_CONFIG")
     if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
-        return parse_config(doc)
+        return parse_config(read_yaml_file(path))
     return parse_config(config_dict_from_env(env), env_source=True)

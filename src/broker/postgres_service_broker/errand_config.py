@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from postgres_service_broker.config import ConfigError
+from postgres_service_broker.config import ConfigError, read_yaml_file
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
@@ -242,15 +241,4 @@ def parse_errand_config(doc: Any, model: type[M], what: str) -> M:
 
 
 def load_errand_config(path: str | Path, model: type[M], what: str) -> M:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the {what} configuration file {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # The YAML error shows the offending line, which may hold a secret; give only its position.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"the {what} configuration file {path} is not valid YAML{where}") from None
-    return parse_errand_config(doc, model, what)
+    return parse_errand_config(read_yaml_file(path, f"the {what} configuration file"), model, what)
