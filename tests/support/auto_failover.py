@@ -576,8 +576,7 @@ class Formation:
             timeout_s,
             f"{node.name} to reach {expected}",
         )
-        for key, value in ha_settings.keeper_settings().items():
-            node.run(["config", "set", "--pgdata", str(node.pgdata), key, value])
+        self._apply_keeper_settings(node)
         if first:
             with node.connect() as conn:
                 set_password_quietly(conn, REPLICATION_USER, self.replication_password)
@@ -585,6 +584,29 @@ class Formation:
                 # through the freshly initialised cluster's dirty pages for
                 # seconds; an immediate one now leaves it nothing to do.
                 conn.execute("CHECKPOINT")
+
+    @staticmethod
+    def _apply_keeper_settings(node: Server, timeout_s: float = 30) -> None:
+        """Set the keeper's timeouts and wait until they stick.
+
+        A keeper that has just joined still rewrites its configuration file
+        from memory on its first state changes, which can undo a `config set`
+        made in that window; so set, read back, and set again until it holds.
+        """
+        deadline = time.monotonic() + timeout_s
+        wanted = ha_settings.keeper_settings()
+        while True:
+            for key, value in wanted.items():
+                node.run(["config", "set", "--pgdata", str(node.pgdata), key, value])
+            time.sleep(1)
+            got = {
+                key: node.run(["config", "get", "--pgdata", str(node.pgdata), key]).stdout.strip()
+                for key in wanted
+            }
+            if got == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise FormationError(f"{node.name}: keeper settings did not stick: {got} != {wanted}")
 
     # -- observing ------------------------------------------------------------------
 
