@@ -10,6 +10,11 @@ Where each blob comes from is written in config/blob-sources.yml:
   When that exact version has left the archive, the current version of the
   package is tried: its orig tarball is often the very same file, and the pin
   decides.
+- ``debian-pool: pool/<component>/<dir>/<package>/<file>`` — one file of the
+  Debian archive's pool, fetched over HTTP from the first Debian archive this
+  machine's apt sources name. For an upstream tarball the archive still
+  serves after its source package left the release the machine tracks (so
+  ``apt-get source`` cannot find it); the pin is what makes it trustworthy.
 - ``pypi: <name>==<version>`` — a wheel for the release's target (CPython
   3.11, manylinux x86_64), via ``pip download --only-binary``.
 - ``npm: <package>@<version>`` with ``member: <path>`` — one file from inside
@@ -30,6 +35,8 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +108,49 @@ def deb_src_entries(text: str, suffix: str) -> str:
             line = "Types: deb-src"
         out.append(line)
     return "\n".join(out)
+
+
+def debian_archive_uris(texts: list[str]) -> list[str]:
+    """The archive URIs of apt sources (one-line or deb822 format), in order, security archives last."""
+    uris: list[str] = []
+    for text in texts:
+        for line in text.splitlines():
+            words = line.split()
+            if line.startswith("deb ") and len(words) > 1:
+                found = [w for w in words[1:] if "://" in w][:1]
+            elif line.startswith("URIs:"):
+                found = words[1:]
+            else:
+                found = []
+            uris.extend(u.rstrip("/") for u in found if u.rstrip("/") not in uris)
+    return sorted(uris, key=lambda u: "security" in u)
+
+
+def _fetch_debian_pool(pool_path: str, dest_dir: Path, log: Log) -> Path:
+    """Download one file of the Debian archive's pool from the archive this machine's apt uses."""
+    if not pool_path.startswith("pool/") or ".." in pool_path.split("/"):
+        raise ReleaseError(f"debian-pool source {pool_path!r} must be a path under pool/")
+    texts: list[str] = []
+    for key in ("Dir::Etc::SourceList/f", "Dir::Etc::SourceParts/d"):
+        out = _run(["apt-config", "shell", "VALUE", key], dest_dir.parent, "reading apt's configuration")
+        value = shlex.split(out.partition("=")[2].strip()) if "=" in out else []
+        location = Path(value[0]) if value else Path()
+        files = sorted(location.iterdir()) if location.is_dir() else [location] if location.is_file() else []
+        texts += [f.read_text() for f in files if f.suffix in (".list", ".sources") or f == location]
+    archives = [u for u in debian_archive_uris(texts) if "security" not in u]
+    if not archives:
+        raise ReleaseError(f"debian-pool source {pool_path}: no Debian archive in this machine's apt sources")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / Path(pool_path).name
+    url = f"{archives[0]}/{pool_path}"
+    log(f"  downloading {pool_path} from the Debian archive")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, target.open("wb") as out_file:  # noqa: S310
+            shutil.copyfileobj(response, out_file)
+    except (urllib.error.URLError, OSError) as exc:
+        target.unlink(missing_ok=True)
+        raise ReleaseError(f"debian-pool source {pool_path}: download failed: {exc}") from exc
+    return target
 
 
 class AptSourceArchive:
@@ -263,7 +313,9 @@ def fetch_blobs(root: Path, *, pin_new: bool = False, log: Log = print) -> Fetch
             source = sources[path]
             t0 = time.monotonic()
             name = Path(path).name
-            if "debian" in source:
+            if "debian-pool" in source:
+                candidate = _fetch_debian_pool(str(source["debian-pool"]), work / "pool", log)
+            elif "debian" in source:
                 candidate = apt.download(str(source["debian"]), name, work / "debian")
             elif "pypi" in source:
                 candidate = wheel_dir / name
@@ -273,7 +325,9 @@ def fetch_blobs(root: Path, *, pin_new: bool = False, log: Log = print) -> Fetch
             elif "npm" in source:
                 candidate = _fetch_npm_member(str(source["npm"]), str(source["member"]), work / "npm-out")
             else:
-                raise ReleaseError(f"{SOURCES_YML}: blob {path} needs a 'debian', 'pypi' or 'npm' source")
+                raise ReleaseError(
+                    f"{SOURCES_YML}: blob {path} needs a 'debian', 'debian-pool', 'pypi' or 'npm' source"
+                )
             size = candidate.stat().st_size
             if path not in pins:
                 pins[path] = blobs.BlobPin(path=path, size=size, sha256=sha256_file(candidate))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scripts.release import ReleaseError, blobs
-from scripts.release.fetch import deb_src_entries, fetch_blobs
+from scripts.release.fetch import _fetch_debian_pool, deb_src_entries, debian_archive_uris, fetch_blobs
 from tests.release.conftest import write
 
 WHEEL = "broker/wheels/blinker-1.9.0-py3-none-any.whl"
@@ -99,3 +99,19 @@ def test_deb_src_entries_are_derived_from_both_apt_source_formats() -> None:
         "Types: deb-src",
         "URIs: http://o",
     ]
+
+
+def test_debian_archive_uris_come_from_both_apt_source_formats_security_last() -> None:
+    one_line = "deb http://security.example/debian-security bookworm-security main\n# deb http://x y z\n"
+    deb822 = "Types: deb\nURIs: http://archive.example/debian/\nSuites: bookworm\n"
+    assert debian_archive_uris([one_line, deb822]) == [
+        "http://archive.example/debian",
+        "http://security.example/debian-security",
+    ]
+
+
+@pytest.mark.parametrize("bad", ["dists/bookworm/Release", "pool/../etc/passwd", "/pool/x"])
+def test_a_debian_pool_source_outside_the_pool_is_refused(bad: str, tmp_path: Path) -> None:
+    with pytest.raises(ReleaseError, match="must be a path under pool/"):
+        _fetch_debian_pool(bad, tmp_path / "pool", print)
+    assert not (tmp_path / "pool").exists()
