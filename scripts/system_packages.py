@@ -9,12 +9,16 @@ before the virtual environment exists.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 PG_MAJOR = "15"
+
+# Where Debian puts architecture-specific headers (ffi.h), e.g. x86_64-linux-gnu.
+MULTIARCH_INCLUDE = Path("/usr/include") / f"{platform.machine()}-linux-gnu"
 
 # (package, a file that proves it is installed)
 REQUIRED = [
@@ -29,6 +33,21 @@ REQUIRED = [
     # (Debian ships it in its own package, which the extension depends on).
     (f"postgresql-{PG_MAJOR}-auto-failover", Path(f"/usr/lib/postgresql/{PG_MAJOR}/lib/pgautofailover.so")),
     ("pg-auto-failover-cli", Path("/usr/bin/pg_autoctl")),
+    # The compilation tests run the release's packaging scripts, which build CPython and
+    # PostgreSQL from source with what a BOSH stemcell provides: compilers, make, and
+    # these libraries' headers.
+    ("build-essential", Path("/usr/share/build-essential/list")),
+    ("pkg-config", Path("/usr/bin/pkg-config")),
+    ("bzip2", Path("/usr/bin/bzip2")),  # the PostgreSQL source tarball is .tar.bz2
+    ("libssl-dev", Path("/usr/include/openssl/ssl.h")),
+    ("zlib1g-dev", Path("/usr/include/zlib.h")),
+    ("libreadline-dev", Path("/usr/include/readline/readline.h")),
+    ("libncurses-dev", Path("/usr/include/ncurses.h")),
+    ("uuid-dev", Path("/usr/include/uuid/uuid.h")),
+    ("libicu-dev", Path("/usr/include/unicode/ucol.h")),
+    ("libffi-dev", MULTIARCH_INCLUDE / "ffi.h"),
+    ("libbz2-dev", Path("/usr/include/bzlib.h")),
+    ("liblzma-dev", Path("/usr/include/lzma.h")),
 ]
 
 

@@ -6,6 +6,11 @@ bpm.yml describes them (executable, args, env) as the unprivileged user bpm
 would use. Real bpm is not available here; `install_bpm_pid_command` puts a
 stand-in for its `bpm pid JOB` command in place, answering from the pidfiles
 `start_process` writes where bpm writes them.
+
+With `mount_namespace=True` the files keep their /var/vcap paths and every
+script and process runs where the tree is mounted at /var/vcap (see
+tests/support/vcap_namespace.py): compiled packages carry absolute /var/vcap
+paths, so a deployment of the release's own packages needs the real layout.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from tests.support import vcap_namespace
 from tests.templates.renderer import write_job
 
 VCAP = "/var/vcap"
@@ -40,14 +46,15 @@ class VcapTree:
     root: Path
     user: str = field(default_factory=unprivileged_user)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    mount_namespace: bool = False
 
     @classmethod
-    def create(cls) -> VcapTree:
+    def create(cls, mount_namespace: bool = False) -> VcapTree:
         # Short and world-traversable: the server's socket path must stay under
         # 108 bytes, and the unprivileged user must reach the files.
         root = Path(tempfile.mkdtemp(prefix="vcap-"))
         root.chmod(0o755)
-        return cls(root)
+        return cls(root, mount_namespace=mount_namespace)
 
     def path(self, vcap_path: str) -> Path:
         assert vcap_path.startswith(VCAP + "/"), vcap_path
@@ -57,8 +64,17 @@ class VcapTree:
         job_dir = self.path(f"{VCAP}/jobs/{job}")
         if job_dir.exists():
             shutil.rmtree(job_dir)
-        write_job(rendered, job_dir, (VCAP, str(self.root)))
+        write_job(rendered, job_dir, None if self.mount_namespace else (VCAP, str(self.root)))
         return job_dir
+
+    def seen_path(self, vcap_path: str) -> str:
+        """A /var/vcap path as the tree's scripts and processes see it."""
+        return vcap_path if self.mount_namespace else str(self.path(vcap_path))
+
+    def _argv(self, argv: list[str], user: str | None = None) -> list[str]:
+        if not self.mount_namespace:
+            return argv
+        return vcap_namespace.command(self.root, argv, user=user)
 
     def link_package(self, name: str, target: Path) -> None:
         link = self.path(f"{VCAP}/packages/{name}")
@@ -72,9 +88,14 @@ class VcapTree:
         return {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "PG_OS_USER": self.user}
 
     def run_script(self, job: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        path = self.path(f"{VCAP}/jobs/{job}/bin/{script}")
+        path = self.seen_path(f"{VCAP}/jobs/{job}/bin/{script}")
         return subprocess.run(
-            [str(path)], capture_output=True, text=True, env=self.script_env(), timeout=timeout, check=False
+            self._argv([path]),
+            capture_output=True,
+            text=True,
+            env=self.script_env(),
+            timeout=timeout,
+            check=False,
         )
 
     def bpm_process(self, job: str, name: str) -> dict[str, Any]:
@@ -94,8 +115,13 @@ class VcapTree:
         log_dir.mkdir(parents=True, exist_ok=True)
         pw = pwd.getpwnam(self.user)
         user_kwargs: dict[str, Any] = {}
+        drop_to: str | None = None
         if os.geteuid() == 0:
-            user_kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+            if self.mount_namespace:
+                # Mounting needs root, so the namespace drops to the user itself, right before exec.
+                drop_to = self.user
+            else:
+                user_kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         env = {
             "PATH": os.environ.get("PATH", os.defpath),
             "LANG": "C.UTF-8",
@@ -106,7 +132,7 @@ class VcapTree:
             (log_dir / f"{name}.stderr.log").open("ab") as err,
         ):
             proc = subprocess.Popen(
-                [process["executable"], *[str(a) for a in process.get("args", [])]],
+                self._argv([process["executable"], *[str(a) for a in process.get("args", [])]], drop_to),
                 stdout=out,
                 stderr=err,
                 env=env,
