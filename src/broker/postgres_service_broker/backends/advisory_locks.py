@@ -8,14 +8,18 @@ cannot get its lock in time is told to retry (OSB ``ConcurrencyError``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors
 
 from postgres_service_broker.backends.base import Busy
+
+IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 def lock_key(kind: str, ident: str) -> int:
@@ -23,30 +27,95 @@ def lock_key(kind: str, ident: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+@dataclass(frozen=True)
+class AdvisoryLock:
+    key: int
+    shared: bool = False
+
+
+def _calls(locks: Sequence[AdvisoryLock], verb: str) -> str:
+    # PostgreSQL evaluates a select list left to right, so the locks are taken
+    # (and given back) in exactly the order listed: every caller takes an
+    # instance's lock before a binding's, which keeps brokers from deadlocking.
+    return ", ".join(f"pg_advisory_{verb}{'_shared' if lock.shared else ''}(%s)" for lock in locks)
+
+
+def _release(conn: psycopg.Connection, locks: Sequence[AdvisoryLock]) -> None:
+    if locks:
+        conn.execute(f"SELECT {_calls(locks, 'unlock')}", [lock.key for lock in locks])
+
+
+class HeldLocks:
+    """The locks of an `advisory_locks` block; `release_after` lets its last write give them back."""
+
+    def __init__(self, conn: psycopg.Connection, locks: Sequence[AdvisoryLock]) -> None:
+        self._conn = conn
+        self._locks = list(locks)
+        self.released = False
+
+    def release_after(self, statement: str, params: Sequence[object]) -> None:
+        """Run one data-modifying `statement` and give the locks back when it commits, in one round trip.
+
+        Each session lock is handed over to the statement's own transaction
+        (``pg_advisory_xact_lock`` on a key this session holds is granted at
+        once) and then released; the transaction's hold ends only with its
+        commit. So nobody can take a lock before the write is visible, exactly
+        as with "commit, then unlock", one round trip sooner. A data-modifying
+        WITH runs to completion whether or not the outer query reads it.
+        """
+        locks = list(reversed(self._locks))
+        handover = ", ".join(
+            f"pg_advisory_xact_lock{'_shared' if lock.shared else ''}(%s), "
+            f"pg_advisory_unlock{'_shared' if lock.shared else ''}(%s)"
+            for lock in locks
+        )
+        keys = [key for lock in locks for key in (lock.key, lock.key)]
+        self._conn.execute(f"WITH written AS ({statement}) SELECT {handover}", [*params, *keys])
+        self.released = True
+
+
 @contextmanager
+def advisory_locks(
+    conn: psycopg.Connection, locks: Sequence[AdvisoryLock], *, what: str
+) -> Iterator[HeldLocks]:
+    """Hold `locks` for the block, taken in the order given; raise `Busy` when a wait passes ``lock_timeout``.
+
+    One statement takes them all and one gives them back (or the block's last
+    write does, see `HeldLocks.release_after`), so an operation pays at most
+    two round trips for its locks however many it needs. The connection
+    carries its ``lock_timeout`` from the start (a connection option).
+    """
+    try:
+        conn.execute(f"SELECT {_calls(locks, 'lock')}", [lock.key for lock in locks])
+    except psycopg.Error as exc:
+        # Session locks taken before the failing one outlive the failed
+        # statement; give them back before the connection returns to the pool
+        # (releasing one that was never taken only draws a warning).
+        if not conn.closed and conn.info.transaction_status == IDLE:
+            with contextlib.suppress(psycopg.Error):
+                _release(conn, list(reversed(locks[:-1])))
+        if isinstance(exc, errors.LockNotAvailable):
+            raise Busy(f"another operation on {what} is in progress; retry in a moment") from None
+        raise
+    held = HeldLocks(conn, locks)
+    try:
+        yield held
+    finally:
+        # Also after a failed `release_after`: releasing a lock it did give
+        # back only draws a warning.
+        if not held.released and not conn.closed and conn.info.transaction_status == IDLE:
+            _release(conn, list(reversed(locks)))
+
+
 def advisory_lock(
     conn: psycopg.Connection,
     key: int,
     *,
     shared: bool = False,
     what: str,
-) -> Iterator[None]:
-    """Hold an advisory lock for the block; raise `Busy` when the wait passes ``lock_timeout``.
-
-    The connection carries its ``lock_timeout`` from the start (a connection
-    option), so taking the lock is one round trip, not three.
-    """
-    fn = "pg_advisory_lock_shared" if shared else "pg_advisory_lock"
-    unlock = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
-    try:
-        conn.execute(f"SELECT {fn}(%s)", (key,))
-    except errors.LockNotAvailable:
-        raise Busy(f"another operation on {what} is in progress; retry in a moment") from None
-    try:
-        yield
-    finally:
-        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute(f"SELECT {unlock}(%s)", (key,))
+) -> contextlib.AbstractContextManager[HeldLocks]:
+    """Hold one advisory lock for the block; see `advisory_locks`."""
+    return advisory_locks(conn, [AdvisoryLock(key, shared)], what=what)
 
 
 def is_locked_exclusively(conn: psycopg.Connection, key: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from postgres_service_broker.backends import shared_sql, shared_state
 from postgres_service_broker.backends.advisory_locks import (
+    AdvisoryLock,
     advisory_lock,
+    advisory_locks,
     is_locked_exclusively,
     lock_key,
 )
@@ -76,6 +79,24 @@ def connection_kwargs(db: DatabaseConfig, dbname: str) -> dict[str, Any]:
     return kwargs
 
 
+def check_pooled_connection(conn: psycopg.Connection) -> None:
+    """The pool's check before lending a connection: a round trip only when the socket says something.
+
+    An idle connection has nothing to read until the server ends it (a
+    restart, a failover, pg_terminate_backend): then the closing message or
+    the end of the stream is waiting on the socket. So look there first,
+    without a round trip, and only then ask the server, which raises for a
+    dead connection and the pool replaces it. A server that vanished without
+    a word (a frozen host) would not answer the round trip either.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        ConnectionPool.check_connection(conn)
+
+
 class SharedBackend:
     def __init__(self, config: BrokerConfig, catalog: Catalog) -> None:
         self._config = config
@@ -90,13 +111,17 @@ class SharedBackend:
                 # Bounds every lock wait on these connections, advisory locks
                 # included; past it a request is told to retry (ConcurrencyError).
                 "options": f"-c lock_timeout={int(config.lock_timeout_seconds * 1000)}",
+                # No server-side prepared statements: these connections also run
+                # DDL, after which psycopg drops every prepared statement with
+                # an extra DEALLOCATE ALL round trip, so preparing never paid off.
+                "prepare_threshold": None,
             },
             min_size=2,
             max_size=self._db.pool_size,
             open=False,
             name="broker-state",
             timeout=config.lock_timeout_seconds + 5,
-            check=ConnectionPool.check_connection,
+            check=check_pooled_connection,
         )
 
     # -- life cycle -------------------------------------------------------
@@ -183,19 +208,18 @@ class SharedBackend:
 
     # -- locks ------------------------------------------------------------
 
-    def _lock_instance(self, conn: psycopg.Connection, instance_id: str, *, shared: bool = False):
-        return advisory_lock(
-            conn,
-            lock_key("instance", instance_id),
-            shared=shared,
-            what="this service instance",
-        )
+    def _lock_instance(self, conn: psycopg.Connection, instance_id: str):
+        return advisory_lock(conn, lock_key("instance", instance_id), what="this service instance")
 
-    def _lock_binding(self, conn: psycopg.Connection, binding_id: str):
-        return advisory_lock(
+    def _lock_binding(self, conn: psycopg.Connection, instance_id: str, binding_id: str):
+        """The instance's lock shared (it must not go away meanwhile), then the binding's, in one go."""
+        return advisory_locks(
             conn,
-            lock_key("binding", binding_id),
-            what="this service binding",
+            [
+                AdvisoryLock(lock_key("instance", instance_id), shared=True),
+                AdvisoryLock(lock_key("binding", binding_id)),
+            ],
+            what="this service instance or binding",
         )
 
     # -- instances --------------------------------------------------------
@@ -205,8 +229,24 @@ class SharedBackend:
         assert plan is not None  # the OSB layer checked the plan
         names = InstanceNames.for_instance(request.instance_id)
         extensions = list(request.parameters.get("extensions", []))
-        with self._conn() as conn, self._lock_instance(conn, request.instance_id):
-            existing = shared_state.get_instance(conn, request.instance_id)
+        record = InstanceRecord(
+            instance_id=request.instance_id,
+            service_id=request.service_id,
+            plan_id=request.plan_id,
+            database_name=names.database,
+            organization_guid=request.organization_guid,
+            space_guid=request.space_guid,
+            parameters=request.parameters,
+            context=request.context,
+            maintenance_version=self._config.maintenance_version,
+            state="creating",
+        )
+        with self._conn() as conn, self._lock_instance(conn, request.instance_id) as held:
+            # The usual request, a new instance without extensions, writes its
+            # record in one statement; otherwise look first (extensions are
+            # checked only for a new instance, before anything is written).
+            inserted = not extensions and shared_state.insert_instance_if_absent(conn, record)
+            existing = None if inserted else shared_state.get_instance(conn, request.instance_id)
             if existing is not None:
                 same = _same_instance(existing, request)
                 if existing.state == "deleting":
@@ -219,23 +259,9 @@ class SharedBackend:
                 if existing.state == "ready":
                     return ProvisionResult(created=False)
                 log.info("resuming an unfinished provision of instance %s", request.instance_id)
-            else:
+            elif not inserted:
                 self._check_extensions_available(conn, extensions)
-                shared_state.insert_instance(
-                    conn,
-                    InstanceRecord(
-                        instance_id=request.instance_id,
-                        service_id=request.service_id,
-                        plan_id=request.plan_id,
-                        database_name=names.database,
-                        organization_guid=request.organization_guid,
-                        space_guid=request.space_guid,
-                        parameters=request.parameters,
-                        context=request.context,
-                        maintenance_version=self._config.maintenance_version,
-                        state="creating",
-                    ),
-                )
+                shared_state.insert_instance(conn, record)
             crash_point("provision.after_record")
             shared_sql.create_group_roles(conn, names)
             crash_point("provision.after_group_roles")
@@ -247,7 +273,7 @@ class SharedBackend:
                 if extensions:
                     shared_sql.set_extensions(db_conn, extensions, ())
             crash_point("provision.before_mark_ready")
-            shared_state.set_instance_state(conn, request.instance_id, "ready")
+            shared_state.set_instance_state(conn, request.instance_id, "ready", release=held)
         return ProvisionResult(created=True)
 
     def _check_extensions_available(self, conn: psycopg.Connection, extensions: list[str]) -> None:
@@ -303,18 +329,16 @@ class SharedBackend:
             )
 
     def deprovision(self, instance_id: str) -> None:
-        with self._conn() as conn, self._lock_instance(conn, instance_id):
-            rec = shared_state.get_instance(conn, instance_id)
-            if rec is None:
+        with self._conn() as conn, self._lock_instance(conn, instance_id) as held:
+            roles = shared_state.mark_instance_deleting(conn, instance_id)
+            if roles is None:
                 raise InstanceNotFound("this service instance does not exist")
-            shared_state.set_instance_state(conn, instance_id, "deleting")
             crash_point("deprovision.after_mark_deleting")
             names = InstanceNames.for_instance(instance_id)
-            roles = [b.role_name for b in shared_state.bindings_of(conn, instance_id)]
             shared_sql.drop_database(conn, names)
             crash_point("deprovision.after_drop_database")
             shared_sql.drop_instance_roles(conn, names, roles)
-            shared_state.delete_instance(conn, instance_id)  # cascades to binding rows
+            shared_state.delete_instance(conn, instance_id, release=held)  # cascades to binding rows
             crash_point("deprovision.after_delete_record")
 
     def fetch_instance(self, instance_id: str) -> InstanceView:
@@ -351,16 +375,13 @@ class SharedBackend:
     # -- bindings ---------------------------------------------------------
 
     def bind(self, request: BindRequest) -> BindResult:
-        with (
-            self._conn() as conn,
-            self._lock_instance(conn, request.instance_id, shared=True),
-            self._lock_binding(conn, request.binding_id),
-        ):
-            inst = shared_state.get_instance(conn, request.instance_id)
+        with self._conn() as conn, self._lock_binding(conn, request.instance_id, request.binding_id) as held:
+            inst, existing = shared_state.get_instance_and_binding(
+                conn, request.instance_id, request.binding_id
+            )
             if inst is None or inst.state != "ready":
                 raise InvalidRequest("the service instance does not exist (or is not ready)")
             parameters = request.parameters
-            existing = shared_state.get_binding(conn, request.binding_id)
             if request.predecessor_binding_id is not None:
                 if existing is not None and existing.predecessor_binding_id == request.predecessor_binding_id:
                     # A repeated rotation: the predecessor may be unbound by now,
@@ -414,7 +435,7 @@ class SharedBackend:
                 else:
                     shared_sql.share_login_role_objects(db_conn, record.role_name, names)
             crash_point("bind.after_role")
-            shared_state.set_binding_state(conn, request.binding_id, "ready")
+            shared_state.set_binding_state(conn, request.binding_id, "ready", release=held)
             return self._bind_result(True, inst, record.role_name, password)
 
     def _credentials(self, inst: InstanceRecord, role: str, password: str) -> dict[str, Any]:
@@ -438,20 +459,15 @@ class SharedBackend:
         )
 
     def unbind(self, instance_id: str, binding_id: str) -> None:
-        with (
-            self._conn() as conn,
-            self._lock_instance(conn, instance_id, shared=True),
-            self._lock_binding(conn, binding_id),
-        ):
-            rec = shared_state.get_binding(conn, binding_id)
-            if rec is None or rec.instance_id != instance_id:
+        with self._conn() as conn, self._lock_binding(conn, instance_id, binding_id) as held:
+            role = shared_state.mark_binding_deleting(conn, binding_id, instance_id)
+            if role is None:
                 raise BindingNotFound("this service binding does not exist")
-            shared_state.set_binding_state(conn, binding_id, "deleting")
             crash_point("unbind.after_mark_deleting")
             names = InstanceNames.for_instance(instance_id)
-            shared_sql.drop_login_role(conn, self._connect, rec.role_name, names)
+            shared_sql.drop_login_role(conn, self._connect, role, names)
             crash_point("unbind.after_drop_role")
-            shared_state.delete_binding(conn, binding_id)
+            shared_state.delete_binding(conn, binding_id, release=held)
             crash_point("unbind.after_delete_record")
 
     def fetch_binding(self, instance_id: str, binding_id: str) -> BindingView:

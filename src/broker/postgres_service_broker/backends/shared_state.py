@@ -9,13 +9,15 @@ what to finish or clean up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+
+from postgres_service_broker.backends.advisory_locks import HeldLocks
 
 SCHEMA = "broker"
 
@@ -110,27 +112,53 @@ def get_instance(conn: psycopg.Connection, instance_id: str) -> InstanceRecord |
         return cur.fetchone()
 
 
-def insert_instance(conn: psycopg.Connection, rec: InstanceRecord) -> None:
-    conn.execute(
-        f"INSERT INTO {SCHEMA}.service_instances ({_INSTANCE_COLUMNS}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            rec.instance_id,
-            rec.service_id,
-            rec.plan_id,
-            rec.database_name,
-            rec.organization_guid,
-            rec.space_guid,
-            Jsonb(rec.parameters),
-            Jsonb(rec.context),
-            rec.maintenance_version,
-            rec.state,
-        ),
+def _instance_values(rec: InstanceRecord) -> tuple[Any, ...]:
+    return (
+        rec.instance_id,
+        rec.service_id,
+        rec.plan_id,
+        rec.database_name,
+        rec.organization_guid,
+        rec.space_guid,
+        Jsonb(rec.parameters),
+        Jsonb(rec.context),
+        rec.maintenance_version,
+        rec.state,
     )
 
 
-def set_instance_state(conn: psycopg.Connection, instance_id: str, state: str) -> None:
-    conn.execute(
+_INSERT_INSTANCE = (
+    f"INSERT INTO {SCHEMA}.service_instances ({_INSTANCE_COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def insert_instance(conn: psycopg.Connection, rec: InstanceRecord) -> None:
+    conn.execute(_INSERT_INSTANCE, _instance_values(rec))
+
+
+def insert_instance_if_absent(conn: psycopg.Connection, rec: InstanceRecord) -> bool:
+    """Insert the record unless one with its id exists; whether it was inserted. One statement."""
+    cur = conn.execute(_INSERT_INSTANCE + " ON CONFLICT (instance_id) DO NOTHING", _instance_values(rec))
+    return cur.rowcount == 1
+
+
+def _write(
+    conn: psycopg.Connection, release: HeldLocks | None, statement: str, params: tuple[Any, ...]
+) -> None:
+    """Run a write; with `release`, the same round trip gives the operation's locks back once it commits."""
+    if release is None:
+        conn.execute(statement, params)
+    else:
+        release.release_after(statement, params)
+
+
+def set_instance_state(
+    conn: psycopg.Connection, instance_id: str, state: str, *, release: HeldLocks | None = None
+) -> None:
+    _write(
+        conn,
+        release,
         f"UPDATE {SCHEMA}.service_instances SET state = %s, updated_at = now() WHERE instance_id = %s",
         (state, instance_id),
     )
@@ -152,8 +180,25 @@ def update_instance(
     )
 
 
-def delete_instance(conn: psycopg.Connection, instance_id: str) -> None:
-    conn.execute(f"DELETE FROM {SCHEMA}.service_instances WHERE instance_id = %s", (instance_id,))
+def mark_instance_deleting(conn: psycopg.Connection, instance_id: str) -> list[str] | None:
+    """Set the instance to ``deleting``; the login roles of its bindings, or None if it does not exist.
+
+    One statement, committed before anything is dropped, so a crash after it
+    leaves a record that says what to finish.
+    """
+    rows = conn.execute(
+        f"WITH marked AS (UPDATE {SCHEMA}.service_instances SET state = 'deleting', updated_at = now() "
+        "WHERE instance_id = %s RETURNING instance_id) "
+        f"SELECT b.role_name FROM marked LEFT JOIN {SCHEMA}.service_bindings b USING (instance_id)",
+        (instance_id,),
+    ).fetchall()
+    if not rows:
+        return None
+    return [role for (role,) in rows if role is not None]
+
+
+def delete_instance(conn: psycopg.Connection, instance_id: str, *, release: HeldLocks | None = None) -> None:
+    _write(conn, release, f"DELETE FROM {SCHEMA}.service_instances WHERE instance_id = %s", (instance_id,))
 
 
 def get_binding(conn: psycopg.Connection, binding_id: str) -> BindingRecord | None:
@@ -165,13 +210,25 @@ def get_binding(conn: psycopg.Connection, binding_id: str) -> BindingRecord | No
         return cur.fetchone()
 
 
-def bindings_of(conn: psycopg.Connection, instance_id: str) -> list[BindingRecord]:
-    with conn.cursor(row_factory=class_row(BindingRecord)) as cur:
-        cur.execute(
-            f"SELECT {_BINDING_COLUMNS} FROM {SCHEMA}.service_bindings WHERE instance_id = %s",
-            (instance_id,),
-        )
-        return cur.fetchall()
+def get_instance_and_binding(
+    conn: psycopg.Connection, instance_id: str, binding_id: str
+) -> tuple[InstanceRecord | None, BindingRecord | None]:
+    """Both records a bind starts from, read in one statement (so also from one snapshot)."""
+    instance_columns = ", ".join(f"i.{c.strip()}" for c in _INSTANCE_COLUMNS.split(","))
+    binding_columns = ", ".join(f"b.{c.strip()}" for c in _BINDING_COLUMNS.split(","))
+    row = conn.execute(
+        f"SELECT {instance_columns}, {binding_columns} FROM (SELECT 1) AS one "
+        f"LEFT JOIN {SCHEMA}.service_instances i ON i.instance_id = %s "
+        f"LEFT JOIN {SCHEMA}.service_bindings b ON b.binding_id = %s",
+        (instance_id, binding_id),
+    ).fetchone()
+    assert row is not None  # the outer side is a single row
+    split = len(fields(InstanceRecord))
+    inst, binding = row[:split], row[split:]
+    return (
+        InstanceRecord(*inst) if inst[0] is not None else None,
+        BindingRecord(*binding) if binding[0] is not None else None,
+    )
 
 
 def insert_binding(conn: psycopg.Connection, rec: BindingRecord) -> None:
@@ -194,12 +251,26 @@ def insert_binding(conn: psycopg.Connection, rec: BindingRecord) -> None:
     )
 
 
-def set_binding_state(conn: psycopg.Connection, binding_id: str, state: str) -> None:
-    conn.execute(
+def set_binding_state(
+    conn: psycopg.Connection, binding_id: str, state: str, *, release: HeldLocks | None = None
+) -> None:
+    _write(
+        conn,
+        release,
         f"UPDATE {SCHEMA}.service_bindings SET state = %s WHERE binding_id = %s",
         (state, binding_id),
     )
 
 
-def delete_binding(conn: psycopg.Connection, binding_id: str) -> None:
-    conn.execute(f"DELETE FROM {SCHEMA}.service_bindings WHERE binding_id = %s", (binding_id,))
+def mark_binding_deleting(conn: psycopg.Connection, binding_id: str, instance_id: str) -> str | None:
+    """Set a binding of this instance to ``deleting``; its login role, or None if there is no such binding."""
+    row = conn.execute(
+        f"UPDATE {SCHEMA}.service_bindings SET state = 'deleting' "
+        "WHERE binding_id = %s AND instance_id = %s RETURNING role_name",
+        (binding_id, instance_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def delete_binding(conn: psycopg.Connection, binding_id: str, *, release: HeldLocks | None = None) -> None:
+    _write(conn, release, f"DELETE FROM {SCHEMA}.service_bindings WHERE binding_id = %s", (binding_id,))

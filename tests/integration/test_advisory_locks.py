@@ -1,0 +1,145 @@
+"""Several advisory locks in one statement, and the pool's check of a lent connection, on a real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from postgres_service_broker.backends.advisory_locks import AdvisoryLock, advisory_locks, lock_key
+from postgres_service_broker.backends.base import Busy
+from postgres_service_broker.backends.shared_backend import check_pooled_connection
+from postgres_service_broker.local_cluster import LocalCluster
+
+
+@pytest.fixture
+def sessions(pg_cluster: LocalCluster) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    """Two sessions, as two brokers; waits for a lock give up after 200 ms."""
+    kwargs = {**pg_cluster.conninfo(), "autocommit": True, "options": "-c lock_timeout=200"}
+    with psycopg.connect(**kwargs) as a, psycopg.connect(**kwargs) as b:
+        yield a, b
+
+
+def _free(conn: psycopg.Connection, key: int) -> bool:
+    """Whether `key` can be taken exclusively right now (taken and given back at once)."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    if row and row[0]:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return True
+    return False
+
+
+def _held_by_me(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT objid::text, mode FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+        "ORDER BY 1"
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_locks_are_held_together_for_the_block_and_all_given_back(
+    sessions: tuple[psycopg.Connection, psycopg.Connection],
+) -> None:
+    mine, other = sessions
+    instance, binding = lock_key("instance", "i-1"), lock_key("binding", "b-1")
+    locks = [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)]
+    with advisory_locks(mine, locks, what="this test's objects"):
+        assert sorted(mode for _, mode in _held_by_me(mine)) == ["ExclusiveLock", "ShareLock"]
+        assert not _free(other, instance)
+        assert not _free(other, binding)
+        # A shared lock still admits other sharers.
+        assert other.execute("SELECT pg_try_advisory_lock_shared(%s)", (instance,)).fetchone() == (True,)
+        other.execute("SELECT pg_advisory_unlock_shared(%s)", (instance,))
+    assert _held_by_me(mine) == []
+    assert _free(other, instance)
+    assert _free(other, binding)
+
+
+def test_a_busy_second_lock_is_busy_and_leaves_the_first_one_free(
+    sessions: tuple[psycopg.Connection, psycopg.Connection],
+) -> None:
+    mine, other = sessions
+    instance, binding = lock_key("instance", "i-2"), lock_key("binding", "b-2")
+    other.execute("SELECT pg_advisory_lock(%s)", (binding,))
+    try:
+        with (
+            pytest.raises(Busy, match="this test's objects"),
+            advisory_locks(
+                mine, [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)], what="this test's objects"
+            ),
+        ):
+            pytest.fail("the block ran without its locks")
+    finally:
+        other.execute("SELECT pg_advisory_unlock(%s)", (binding,))
+    # The shared instance lock taken before the busy one was given back: nothing is left
+    # on a connection that goes back to a pool.
+    assert _held_by_me(mine) == []
+    assert _free(other, instance)
+
+
+def test_the_pool_check_passes_a_live_idle_connection_and_rejects_a_terminated_one(
+    pg_cluster: LocalCluster, admin_conn: psycopg.Connection
+) -> None:
+    with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        check_pooled_connection(conn)
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+
+        admin_conn.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        # The server's goodbye reaches the idle socket; no query has been sent since.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                check_pooled_connection(conn)
+            except psycopg.OperationalError:
+                break
+            assert time.monotonic() < deadline, "the check kept passing a terminated connection"
+            time.sleep(0.05)
+
+
+def test_locks_given_back_by_the_last_write_stay_taken_until_it_commits(
+    sessions: tuple[psycopg.Connection, psycopg.Connection],
+) -> None:
+    mine, other = sessions
+    mine.execute("DROP TABLE IF EXISTS lock_handover")
+    mine.execute("CREATE TABLE lock_handover (x int)")
+    mine.execute("INSERT INTO lock_handover VALUES (0)")
+    instance, binding = lock_key("instance", "i-3"), lock_key("binding", "b-3")
+    locks = [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)]
+    outcome: list[BaseException | None] = []
+
+    def last_write() -> None:
+        try:
+            with advisory_locks(mine, locks, what="this test's objects") as held:
+                # Slow on purpose: the locks are handed over while this runs.
+                held.release_after("UPDATE lock_handover SET x = 1 WHERE pg_sleep(0.5) IS NOT NULL", ())
+                assert held.released
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    writer = threading.Thread(target=last_write)
+    writer.start()
+    deadline = time.monotonic() + 10
+    while _free(other, binding):  # until the writer has taken it
+        assert not outcome, f"the writer finished before it was seen holding the lock: {outcome}"
+        assert time.monotonic() < deadline, "the writer never held the binding's lock"
+        time.sleep(0.005)
+    refused = 0
+    while not _free(other, binding):
+        refused += 1
+        assert time.monotonic() < deadline, "the binding's lock was never given back"
+        time.sleep(0.02)
+    # The moment another session could take the lock, the write was committed and visible to it.
+    seen = other.execute("SELECT x FROM lock_handover").fetchone()
+    writer.join(timeout=10)
+    mine.execute("DROP TABLE lock_handover")
+    assert outcome == [None]
+    assert seen == (1,)
+    # The write sleeps 0.5 s with the locks handed over: they stayed taken meanwhile.
+    assert refused > 5
+    assert _held_by_me(mine) == []
+    assert _free(other, instance)
