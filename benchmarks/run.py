@@ -5,6 +5,8 @@ Environment knobs (all optional), for a quicker or a bigger run:
   BENCH_LIFECYCLES       interleaved lifecycles per side for the overhead (default 30)
   BENCH_CLIENTS          concurrent clients (default 16)
   BENCH_FILL_DEADLINE_S  longest time spent creating filler instances (default 1800)
+  BENCH_FAILOVERS        crash failovers, and as many switchovers, of the HA formation (default 3;
+                         0 leaves the HA figures out)
 Lines starting with '#' describe the run; every other line is a figure.
 """
 
@@ -19,7 +21,7 @@ from types import FrameType
 
 import psycopg
 
-from benchmarks import measurements
+from benchmarks import failover, measurements
 from benchmarks.environment import BenchEnvironment
 from benchmarks.release_build import measure_release_build
 from benchmarks.target import Target
@@ -80,6 +82,7 @@ def run(env: BenchEnvironment) -> int:
     lifecycles = _env_int("BENCH_LIFECYCLES", 30, 1)
     clients = _env_int("BENCH_CLIENTS", 16, 2)
     fill_deadline = _env_int("BENCH_FILL_DEADLINE_S", 1800, 10)
+    failovers = _env_int("BENCH_FAILOVERS", 3, 0)
 
     target = env.target()
     assert env.cluster is not None
@@ -113,11 +116,28 @@ def run(env: BenchEnvironment) -> int:
     )
     for line in scaling.lines():
         figure(line)
+    lost = _measure_ha(failovers)
     note(f"total {time.monotonic() - started:.0f} s; load average at end: {os.getloadavg()[0]:.2f}")
     # Thousands of databases are hundreds of thousands of files; on a disk
     # mounted with 'discard' their removal can take longer than the run.
     note("removing the cluster and the broker")
-    return 1 if concurrency.errors else 0
+    return 1 if concurrency.errors or lost else 0
+
+
+def _measure_ha(rounds: int) -> int:
+    """The HA figures on a formation of their own; returns the acknowledged writes lost."""
+    if rounds == 0:
+        note("HA figures left out (BENCH_FAILOVERS=0)")
+        return 0
+    missing = failover.pg_autoctl_missing()
+    if missing:
+        note(f"HA figures left out: {missing}")
+        return 0
+    note(f"building a pg_auto_failover formation for {rounds} failovers and {rounds} switchovers")
+    result = failover.measure_ha(rounds)
+    for line in result.lines():
+        figure(line)
+    return sum(e.lost for e in result.failovers + result.switchovers)
 
 
 def main() -> int:

@@ -16,7 +16,9 @@ from benchmarks import measurements
 from benchmarks.broker_client import BrokerClient
 from benchmarks.direct_sql import DirectSql
 from benchmarks.environment import BenchEnvironment
+from benchmarks.failover import Event, FailoverResult
 from benchmarks.target import Target
+from postgres_service_broker import ha_settings
 from postgres_service_broker.local_cluster import LocalCluster
 from tests.support.broker_process import BROKER_PASSWORD, BROKER_USER, BrokerProcess
 
@@ -114,3 +116,23 @@ def test_environment_starts_and_removes_cluster_and_broker() -> None:
     assert not base_dir.exists()
     assert broker is not None
     assert broker.poll() is not None
+
+
+def test_failover_figures_are_medians_beside_their_baselines() -> None:
+    crash = [Event(9.5, 0, 100, 0.05), Event(9.1, 0, 90, 0.04), Event(9.9, 0, 80, 0.06)]
+    planned = [Event(1.5, 0, 70, 0.05), Event(1.2, 0, 60, 0.07), Event(1.8, 1, 50, 0.03)]
+    lines = FailoverResult(failovers=crash, switchovers=planned).lines()
+    assert [line.split(":")[0] for line in lines] == [
+        "failover_write_unavailability_s",
+        "switchover_write_unavailability_s",
+        "acked_writes_lost",
+    ]
+    floor = ha_settings.earliest_promotion_s()
+    assert lines[0].startswith("failover_write_unavailability_s: 9.50 (median of 3 ")
+    assert f"max 9.90; floor set by the timeouts {floor:.1f} s, ratio {9.5 / floor:.2f}" in lines[0]
+    assert "planned switchover in the same run 1.50 s" in lines[0]
+    assert lines[1].startswith("switchover_write_unavailability_s: 1.50 (median of 3 ")
+    assert "longest gap between commits before it 0.05 s" in lines[1]
+    # Every event's losses count, and each is shown.
+    assert lines[2].startswith("acked_writes_lost: 1 (of 450 acknowledged commits")
+    assert "[0, 0, 0] / [0, 0, 1]" in lines[2]

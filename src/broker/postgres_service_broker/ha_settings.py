@@ -23,12 +23,25 @@ never acknowledge a write the promoted standby does not have.
 
 What it costs. A crashed primary is declared unhealthy after about 2 s
 (refused health checks, two missed reports), then the monitor waits
-`PRIMARY_DEMOTE_TIMEOUT_MS`, then promotes (about 1 s): about 11 s without
-writes, measured 10-12 s. A planned switchover costs about 1.5 s. Going below
-10 s for a crash would mean shrinking the self-fencing bound first
-(`WAL_SENDER_TIMEOUT_MS` towards 1 s, `NETWORK_PARTITION_TIMEOUT_S` to 0),
-which trades away tolerance of short network or disk stalls; the margin test
-tells whether any such change still keeps the order.
+`PRIMARY_DEMOTE_TIMEOUT_MS`, then promotes (about 1 to 2 s: the standby
+promotes while refusing writes, then opens for them once the monitor
+confirms, at its next keeper report): about 9 s without writes for a crash,
+measured 8.9-9.8 s (`make bench` prints the figure). A planned switchover
+costs about 1.5 s. The demote timeout could only shrink that far because the
+self-fencing bound shrank with it: the walsender of a lost standby now
+lingers `WAL_SENDER_TIMEOUT_MS` = 1 s, and the keeper fences as soon as a
+whole second has passed without monitor and standby
+(`NETWORK_PARTITION_TIMEOUT_S` = 0). Fencing that early costs no commit: with
+two nodes and synchronous replication, a primary that has lost its standby
+cannot acknowledge a commit until the monitor lets it go on alone, and a
+primary that cannot reach the monitor never hears that it may; what is lost
+is only the reads of a primary cut off from both. What is traded away is
+some tolerance of a replication connection that stalls for more than a
+second (the walsender drops it and the standby reconnects, commits waiting
+meanwhile). Going lower still would mean shortening terms of the bound that
+pg_autoctl fixes (its loop, its connect timeout) or the allowances for
+clock rounding and shutdown; the margin test tells whether any change still
+keeps the order.
 """
 
 from __future__ import annotations
@@ -55,7 +68,7 @@ NODE_CONSIDERED_UNHEALTHY_TIMEOUT_MS = 2000
 # the old primary to report that it has demoted itself; a dead or isolated
 # primary never reports, so this is the wait that gives it time to self-fence.
 # It is the term that orders fencing before promotion (see the module doc).
-PRIMARY_DEMOTE_TIMEOUT_MS = 8000
+PRIMARY_DEMOTE_TIMEOUT_MS = 6000
 
 # No failover this soon after the monitor itself (re)starts: it has not yet
 # heard from the keepers. pg_auto_failover's default.
@@ -64,16 +77,21 @@ STARTUP_GRACE_PERIOD_MS = 10000
 # -- the keepers: [timeout] section of each node's pg_autoctl.cfg ------------
 
 # A primary that can reach neither the monitor nor its standby for longer
-# than this demotes itself (stops PostgreSQL).
-NETWORK_PARTITION_TIMEOUT_S = 1
+# than this demotes itself (stops PostgreSQL). The keeper compares whole
+# seconds with "longer than", so 0 means "for a whole second on its clock"
+# (up to one real second, the clock-granularity term below), not "at once".
+# Why so short is safe for commits: see the module doc.
+NETWORK_PARTITION_TIMEOUT_S = 0
 
 # -- PostgreSQL on the nodes ----------------------------------------------------
 
 # The keeper counts "my standby is still connected" from pg_stat_replication,
 # and a silently cut-off standby stays listed until the walsender times out.
 # pg_auto_failover sets 30 s; left there it would dominate the self-fencing
-# time. 2 s is still many keepalive round trips on any sane network.
-WAL_SENDER_TIMEOUT_MS = 2000
+# time. At 1 s the walsender asks for a reply every 0.5 s: hundreds of round
+# trips between AZs, but a standby stalled for a second is disconnected (it
+# reconnects; commits wait until it is back).
+WAL_SENDER_TIMEOUT_MS = 1000
 
 # -- the formation -----------------------------------------------------------------
 

@@ -1,0 +1,197 @@
+"""Write unavailability of the HA variant: a crashed primary, and a planned switchover.
+
+A real pg_auto_failover formation (a monitor and two nodes, with the
+timeouts of ``ha_settings``) is built by the same harness the HA tests use,
+and an app keeps committing numbered rows through its multi-host URI
+(``target_session_attrs=read-write``), one connection per commit, recording
+every acknowledged one. Each event is timed from that record, and afterwards
+every acknowledged row is looked for on the new primary.
+
+The baselines, measured or derived in the same run:
+  - a crash is compared with the floor the settings put under any failover
+    (`ha_settings.earliest_promotion_s`: the primary's silence plus the
+    demote timeout, the price of fencing before promoting) and with the
+    planned switchover measured next to it;
+  - a switchover is compared with the longest gap between two commits in
+    the steady state just before it, the writer's own noise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from postgres_service_broker import ha_settings
+from postgres_service_broker.credentials import build_credentials
+from tests.support.auto_failover import Formation, Server, find_pg_autoctl, set_password_quietly
+from tests.support.ha_writes import (
+    WRITES_TABLE,
+    Ack,
+    ContinuousWriter,
+    acked_writes_lost,
+    committed_seqs,
+    failover_write_unavailability_s,
+    switchover_write_unavailability_s,
+)
+
+FAILOVER_GOAL_S = 10.0
+APP_DB = "bench_app"
+APP_USER = "bench_app"
+# Commits before an event (the steady state) and after it (proof that writes resumed).
+STEADY_ACKS = 30
+
+
+@dataclass(frozen=True)
+class App:
+    """The app's database on the formation; the password stays out of reprs."""
+
+    uri: str = field(repr=False)
+    credentials: dict[str, Any] = field(repr=False)
+
+    def node_conninfo(self, node: Server) -> str:
+        """The app's user straight to one node, to count what that node holds."""
+        return psycopg.conninfo.make_conninfo(
+            host=node.host,
+            port=node.port,
+            dbname=self.credentials["name"],
+            user=self.credentials["username"],
+            password=self.credentials["password"],
+            connect_timeout=3,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One failover or switchover: the app's write outage and the acknowledged rows it lost."""
+
+    unavailable_s: float
+    lost: int
+    acked: int
+    steady_gap_s: float
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    failovers: list[Event]
+    switchovers: list[Event]
+
+    def lines(self) -> list[str]:
+        crash = [e.unavailable_s for e in self.failovers]
+        planned = [e.unavailable_s for e in self.switchovers]
+        floor = ha_settings.earliest_promotion_s()
+        switchover_median = statistics.median(planned)
+        lost = sum(e.lost for e in self.failovers + self.switchovers)
+        acked = sum(e.acked for e in self.failovers + self.switchovers)
+        return [
+            f"failover_write_unavailability_s: {statistics.median(crash):.2f} (median of {len(crash)} "
+            f"kill -9 of keeper and PostgreSQL, max {max(crash):.2f}; floor set by the timeouts "
+            f"{floor:.1f} s, ratio {statistics.median(crash) / floor:.2f}; planned switchover in the "
+            f"same run {switchover_median:.2f} s; goal <= {FAILOVER_GOAL_S:.0f} s)",
+            f"switchover_write_unavailability_s: {switchover_median:.2f} (median of {len(planned)} "
+            f"pg_autoctl perform switchover, max {max(planned):.2f}; longest gap between commits "
+            f"before it {statistics.median(e.steady_gap_s for e in self.switchovers):.2f} s)",
+            f"acked_writes_lost: {lost} (of {acked} acknowledged commits, counted after each of "
+            f"{len(crash)} failovers and {len(planned)} switchovers: "
+            f"{[e.lost for e in self.failovers]} / {[e.lost for e in self.switchovers]}; must be 0)",
+        ]
+
+
+def pg_autoctl_missing() -> str | None:
+    """Why the HA figures cannot be measured here, or None when they can."""
+    if find_pg_autoctl() is None:
+        return "pg_autoctl (pg_auto_failover) is not installed; run: make system-packages"
+    return None
+
+
+def create_app(formation: Formation) -> App:
+    """A login role and database for the writer, reached through every node's address."""
+    primary, _ = formation.wait_healthy()
+    password = secrets.token_urlsafe(24)
+    with primary.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
+        set_password_quietly(conn, APP_USER, password)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), sql.Identifier(APP_USER))
+        )
+    creds = build_credentials(
+        hosts=[n.host for n in formation.nodes],
+        port=formation.node_port,
+        database=APP_DB,
+        username=APP_USER,
+        password=password,
+    )
+    with psycopg.connect(creds["uri"], autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE TABLE {WRITES_TABLE} (seq bigint PRIMARY KEY)")
+    return App(uri=creds["uri"], credentials=creds)
+
+
+def _longest_gap(acks: list[Ack]) -> float:
+    times = sorted(a.acked for a in acks)
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+def _fresh_table(app: App) -> None:
+    with psycopg.connect(app.uri, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"TRUNCATE {WRITES_TABLE}")
+
+
+def measure_failover(formation: Formation, app: App) -> Event:
+    """Kill -9 the primary's keeper and PostgreSQL together; time the first commit after it."""
+    primary, _ = formation.heal()
+    _fresh_table(app)
+    writer = ContinuousWriter.for_uri(app.uri).start()
+    try:
+        writer.wait_for_acks(STEADY_ACKS)
+        steady_gap = _longest_gap(list(writer.acks))
+        killed_at = primary.kill()
+        writer.wait_for_ack_after(killed_at, timeout_s=60)
+        writer.wait_for_acks(STEADY_ACKS)
+    finally:
+        writer.stop()
+    acks = list(writer.acks)
+    # Count on whichever node took the last commit: the promoted one.
+    new_primary = next(n for n in formation.nodes if n.host == acks[-1].server)
+    lost = acked_writes_lost([a.seq for a in acks], committed_seqs(app.node_conninfo(new_primary)))
+    return Event(failover_write_unavailability_s(killed_at, acks), lost, len(acks), steady_gap)
+
+
+def measure_switchover(formation: Formation, app: App) -> Event:
+    """`pg_autoctl perform switchover` under the same writer; the longest commit gap around it."""
+    primary, standbys = formation.heal()
+    _fresh_table(app)
+    writer = ContinuousWriter.for_uri(app.uri).start()
+    try:
+        writer.wait_for_acks(STEADY_ACKS)
+        steady_gap = _longest_gap(list(writer.acks))
+        started = time.monotonic()
+        formation.switchover()
+        formation.wait_states({standbys[0].name: "primary", primary.name: "secondary"}, timeout_s=90)
+        finished = time.monotonic()
+        writer.wait_for_acks(STEADY_ACKS)
+    finally:
+        writer.stop()
+    acks = list(writer.acks)
+    lost = acked_writes_lost([a.seq for a in acks], committed_seqs(app.node_conninfo(standbys[0])))
+    return Event(switchover_write_unavailability_s(acks, started, finished), lost, len(acks), steady_gap)
+
+
+def measure_ha(rounds: int) -> FailoverResult:
+    """`rounds` crash failovers and `rounds` switchovers, alternating, on one formation."""
+    formation = Formation.create()
+    try:
+        app = create_app(formation)
+        failovers: list[Event] = []
+        switchovers: list[Event] = []
+        for _ in range(rounds):
+            failovers.append(measure_failover(formation, app))
+            switchovers.append(measure_switchover(formation, app))
+        return FailoverResult(failovers=failovers, switchovers=switchovers)
+    finally:
+        formation.destroy()
