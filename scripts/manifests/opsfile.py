@@ -2,7 +2,9 @@
 
 An ops-file is a list of operations, each `type: replace` (set `value` at
 `path`, creating what an optional `?` segment allows) or `type: remove`
-(delete what `path` names; nothing when an optional segment is missing). An
+(delete what `path` names; nothing when an optional segment is missing). A
+replace whose path ends in an array item with `:before` or `:after` inserts
+`value` next to that item, which must exist. An
 operation may carry `error:`, a message shown instead of ours when it fails.
 Operations apply in order, each to the result of the one before.
 """
@@ -43,11 +45,12 @@ def _pointer(tokens: Sequence[Token]) -> str:
         if isinstance(token, KeyToken):
             parts.append(token.key + ("?" if token.optional else ""))
         elif isinstance(token, IndexToken):
-            parts.append(str(token.index))
+            parts.append(str(token.index) + (f":{token.insert}" if token.insert else ""))
         elif isinstance(token, AppendToken):
             parts.append("-")
         else:
-            parts.append(f"{token.key}={token.value}" + ("?" if token.optional else ""))
+            insert = f":{token.insert}" if token.insert else ""
+            parts.append(f"{token.key}={token.value}{insert}" + ("?" if token.optional else ""))
     return "/" + "/".join(parts)
 
 
@@ -118,13 +121,21 @@ def _replace(doc: Any, tokens: list[Token], value: Any) -> Any:
             raise _PathError(f"no key {last.key!r} at {where} (end the segment with '?' to add it)")
         node[last.key] = value
     elif isinstance(last, IndexToken):
-        node[_index(node, last, where)] = value
+        index = _index(node, last, where)
+        if last.insert:
+            node.insert(index + (last.insert == "after"), value)
+        else:
+            node[index] = value
     elif isinstance(last, AppendToken):
         node.append(value)
     else:
         found = _matches(node, last, where)
-        if found:
+        if found and last.insert:
+            node.insert(found[0] + (last.insert == "after"), value)
+        elif found:
             node[found[0]] = value
+        elif last.insert:
+            raise _PathError(f"no array item with {last.key}={last.value} at {where} to insert {last.insert}")
         elif last.optional:
             node.append(value)
         else:
@@ -135,6 +146,9 @@ def _replace(doc: Any, tokens: list[Token], value: Any) -> Any:
 def _remove(doc: Any, tokens: list[Token]) -> Any:
     if not tokens:
         raise _PathError("the document root cannot be removed")
+    last_token = tokens[-1]
+    if isinstance(last_token, IndexToken | MatchToken) and last_token.insert:
+        raise _PathError(f"':{last_token.insert}' names a position, not an item to remove")
     node = doc
     for at, token in enumerate(tokens[:-1]):
         node = _child(node, token, tokens, at, create=False)

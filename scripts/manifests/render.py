@@ -31,7 +31,7 @@ class Variant:
     ops_files: tuple[str, ...]
 
 
-# The HA ops-file is written separately; until it exists only `shared` renders.
+# A variant renders only when its ops-files exist (`make manifests` reports one that is skipped).
 VARIANTS = (
     Variant("shared", ()),
     Variant("ha", ("operations/ha.yml",)),

@@ -172,3 +172,20 @@ def test_an_ops_error_message_replaces_ours() -> None:
 def test_malformed_ops_files(data: Any, complaint: str) -> None:
     with pytest.raises(ManifestError, match=complaint):
         parse_ops(data, "bad.yml")
+
+
+def test_before_and_after_insert_next_to_the_named_item() -> None:
+    new = {"name": "monitor"}
+    before = apply_ops(doc(), [replace("/instance_groups/name=postgres:before", new)])
+    assert [g["name"] for g in before["instance_groups"]] == ["monitor", "postgres", "broker"]
+    after = apply_ops(doc(), [replace("/instance_groups/name=postgres:after", new)])
+    assert [g["name"] for g in after["instance_groups"]] == ["postgres", "monitor", "broker"]
+    by_index = apply_ops(doc(), [replace("/instance_groups/-1:after", new)])
+    assert [g["name"] for g in by_index["instance_groups"]] == ["postgres", "broker", "monitor"]
+
+
+def test_inserting_next_to_a_missing_item_or_removing_a_position_fails() -> None:
+    with pytest.raises(ManifestError, match=r"no array item with name=pg at .* to insert before"):
+        apply_ops(doc(), [replace("/instance_groups/name=pg:before", {})], "ha.yml")
+    with pytest.raises(ManifestError, match="names a position, not an item to remove"):
+        apply_ops(doc(), [remove("/instance_groups/name=postgres:after")])

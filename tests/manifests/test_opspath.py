@@ -55,3 +55,17 @@ def test_escapes_for_slash_and_tilde() -> None:
 def test_bad_paths(path: str, complaint: str) -> None:
     with pytest.raises(ManifestError, match=complaint):
         parse(path)
+
+
+def test_before_and_after_mark_an_insertion_next_to_an_item() -> None:
+    assert parse("/list/name=x:before") == [KeyToken("list", False), MatchToken("name", "x", False, "before")]
+    assert parse("/list/2:after") == [KeyToken("list", False), IndexToken(2, "after")]
+
+
+def test_before_is_a_plain_key_where_it_names_no_item() -> None:
+    assert parse("/map/key:before") == [KeyToken("map", False), KeyToken("key:before", False)]
+
+
+def test_before_only_ends_a_path() -> None:
+    with pytest.raises(ManifestError, match="may only end the last segment"):
+        parse("/list/name=x:before/jobs")

@@ -17,9 +17,13 @@ NEXT_BROKER_PASSWORD = "broker-next-Secret-55d0"
 ENCRYPTION_KEY = "encryption-key-Secret-0123456789abcdef"
 CF_CLIENT_SECRET = "cf-client-Secret-8e21"
 CF_PASSWORD = "cf-admin-Secret-3b77"
+# pgpass files escape ':' and '\\', SQL doubles "'": each appears here.
+MONITOR_PASSWORD = "mon:itor'Secret-\\60b4"
+REPLICATION_PASSWORD = "repl:ication'Secret-2f9e"
 
 POSTGRES_ADDRESSES = ["10.0.1.10"]
 BROKER_ADDRESSES = ["10.0.2.20"]
+MONITOR_ADDRESSES = ["10.0.3.30"]
 
 
 def postgres_minimal() -> dict[str, Any]:
@@ -35,6 +39,28 @@ def postgres_link(
         properties=postgres_properties or postgres_minimal(),
         from_job="postgres",
     )
+
+
+def pg_monitor_minimal() -> dict[str, Any]:
+    return {"pg_monitor": {"autoctl_node_password": MONITOR_PASSWORD}}
+
+
+def pg_monitor_link(
+    monitor_properties: dict[str, Any] | None = None, addresses: list[str] | None = None
+) -> Link:
+    """The `pg-monitor` link as the director would build it from the pg-monitor job's properties."""
+    return Link(
+        addresses=addresses or MONITOR_ADDRESSES,
+        properties=monitor_properties or pg_monitor_minimal(),
+        from_job="pg-monitor",
+    )
+
+
+def postgres_ha_minimal() -> dict[str, Any]:
+    """The least a postgres job in HA mode (with a `pg-monitor` link) needs."""
+    return {
+        "postgres": {"admin_password": ADMIN_PASSWORD, "ha": {"replication_password": REPLICATION_PASSWORD}}
+    }
 
 
 def broker_minimal() -> dict[str, Any]:
@@ -62,6 +88,7 @@ def registrar_minimal() -> dict[str, Any]:
 # job -> (properties, links): what each job needs at the least to render.
 MINIMAL: dict[str, tuple[dict[str, Any], dict[str, Link]]] = {
     "postgres": (postgres_minimal(), {}),
+    "pg-monitor": (pg_monitor_minimal(), {}),
     "broker": (broker_minimal(), {"postgres": postgres_link()}),
     "register-broker": (registrar_minimal(), {"broker": broker_link()}),
     "deregister-broker": (registrar_minimal(), {}),
@@ -76,4 +103,6 @@ SECRETS = [
     ENCRYPTION_KEY,
     CF_CLIENT_SECRET,
     CF_PASSWORD,
+    MONITOR_PASSWORD,
+    REPLICATION_PASSWORD,
 ]

@@ -13,7 +13,7 @@ from tests.templates.job_inputs import MINIMAL
 from tests.templates.renderer import JOBS_DIR, REPO, job_names, job_spec, render, render_job
 from tests.templates.vcap_tree import VcapTree
 
-EXPECTED_JOBS = {"postgres", "broker", "register-broker", "deregister-broker", "smoke-tests"}
+EXPECTED_JOBS = {"postgres", "pg-monitor", "broker", "register-broker", "deregister-broker", "smoke-tests"}
 ERRANDS = {"register-broker", "deregister-broker", "smoke-tests"}
 
 

@@ -1,0 +1,338 @@
+"""The HA variant's jobs laid out on this machine: one /var/vcap-like tree per "VM".
+
+The monitor and each PostgreSQL node get their own `VcapTree` (see
+tests/templates/vcap_tree.py). Their packages are, by preference, the
+release's own, compiled from packages/ as a BOSH compilation VM does
+(tests/support/bosh_compile.py, cached): `postgres` (PostgreSQL 15) and
+`pg-auto-failover` (pg_auto_failover built into a copy of it). Compiled
+packages carry absolute /var/vcap paths, so each tree then runs its scripts
+and processes in a mount namespace of its own where it *is* /var/vcap, as on
+separate machines. Where namespaces cannot be made (not root, no util-linux),
+Debian's PostgreSQL 15 and pg_auto_failover stand in: `postgres` is
+PostgreSQL's own tree, and `pg-auto-failover` a directory whose bin/ holds
+links to PostgreSQL's programs plus `pg_autoctl`, the layout the package
+builds. Each "VM" has its own loopback address, so the nodes and the monitor
+all use one port as on separate machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from postgres_service_broker.local_cluster import ClusterError, find_pg_bin
+from tests.support import bosh_compile, vcap_namespace
+from tests.support.auto_failover import MONITOR_HOST, NODE_HOSTS, find_pg_autoctl, shared_free_port
+from tests.templates.renderer import Link, render_job
+from tests.templates.vcap_tree import VcapTree
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class MissingTool(Exception):
+    """A program the HA job tests need is not installed; the message names it."""
+
+
+@dataclass(frozen=True)
+class HaPackages:
+    """What each "VM"'s packages/postgres and packages/pg-auto-failover link to."""
+
+    postgres: Path
+    pg_auto_failover: Path
+    # Compiled packages need the real /var/vcap paths; Debian's programs do not.
+    mount_namespace: bool
+    # Which software this is, for the test output: "release" or "debian".
+    origin: str
+    # A directory made for this run, removed by `remove`.
+    made: Path | None = None
+
+    def remove(self) -> None:
+        if self.made is not None:
+            shutil.rmtree(self.made, ignore_errors=True)
+
+
+def release_packages() -> HaPackages:
+    """The release's postgres and pg-auto-failover packages, compiled (or taken from the compile cache)."""
+    reason = vcap_namespace.unavailable()
+    if reason:
+        raise MissingTool(f"a mount namespace for the compiled packages: {reason}")
+    compiled = bosh_compile.compile_release(
+        ROOT, bosh_compile.default_cache_dir(ROOT), log=lambda line: print(line, flush=True)
+    )
+    return HaPackages(
+        postgres=compiled["postgres"].install_dir,
+        pg_auto_failover=compiled["pg-auto-failover"].install_dir,
+        mount_namespace=True,
+        origin="release",
+    )
+
+
+def debian_packages() -> HaPackages:
+    """A stand-in for the two packages, built from links to Debian's installed programs."""
+    try:
+        pg_bin = find_pg_bin()
+    except ClusterError as exc:
+        raise MissingTool(f"PostgreSQL 15's server binaries (postgresql-15): {exc}") from None
+    pg_autoctl = find_pg_autoctl()
+    if pg_autoctl is None:
+        raise MissingTool("pg_autoctl (postgresql-15-auto-failover)")
+    package = Path(tempfile.mkdtemp(prefix="pkg-pgaf-"))
+    package.chmod(0o755)
+    (package / "bin").mkdir(mode=0o755)
+    # Links, not copies: PostgreSQL finds its share/ and lib/ from where the
+    # linked-to binary really is, as the package's copy finds its own.
+    for program in pg_bin.iterdir():
+        (package / "bin" / program.name).symlink_to(program)
+    (package / "bin" / "pg_autoctl").symlink_to(pg_autoctl)
+    return HaPackages(pg_bin.parent, package, mount_namespace=False, origin="debian", made=package)
+
+
+def ha_packages() -> HaPackages:
+    """The release's compiled packages where this machine can run them, else Debian's stand-ins."""
+    if vcap_namespace.unavailable() is None:
+        return release_packages()
+    return debian_packages()
+
+
+def vm(packages: HaPackages) -> VcapTree:
+    """A fresh "VM": a /var/vcap-like tree with both packages and bpm's `pid` command."""
+    tree = VcapTree.create(mount_namespace=packages.mount_namespace)
+    tree.link_package("postgres", packages.postgres)
+    tree.link_package("pg-auto-failover", packages.pg_auto_failover)
+    tree.install_bpm_pid_command()
+    return tree
+
+
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from /proc (a process that exits meanwhile is skipped)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses; the fields after its last ")" do not.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    children = _children()
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def kill_process_tree(pid: int) -> float:
+    """SIGKILL `pid` and every descendant at once, as losing the VM would; returns when it happened.
+
+    Everything is stopped first, so no process can react (a keeper restarting
+    its PostgreSQL, a postmaster noticing a dead child) before all are killed.
+    """
+    pids = process_tree(pid)
+    for target in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signal.SIGSTOP)
+    # Children forked between the listing and the stop are caught by a second look.
+    pids = sorted(set(pids) | set(process_tree(pid)))
+    killed_at = time.monotonic()
+    for target in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signal.SIGKILL)
+    return killed_at
+
+
+def wait_gone(pids: list[int], timeout_s: float = 20) -> None:
+    """Until none of `pids` exists any more (reaped, by us or by init)."""
+    deadline = time.monotonic() + timeout_s
+    while alive := [p for p in pids if _alive(p)]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes {alive} still run {timeout_s:.0f} s after SIGKILL")
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie (a zombie holds no resources, only its exit status)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# -- the deployment -----------------------------------------------------------------------
+
+ADMIN = "pgadmin"
+ADMIN_PASSWORD = "ha-admin'Secret-4e1f"
+REPLICATION_PASSWORD = "ha-repl:Secret-77c0"
+MONITOR_PASSWORD = "ha-monitor\\Secret-a9d2"
+
+
+class Deployment:
+    """The monitor "VM" and two node "VMs", deployed in the order of the HA manifest.
+
+    Every step is the job's own script or bpm process, in the order a deploy
+    runs them: the monitor's pre-start, bpm process and post-start; then each
+    node's.
+    """
+
+    def __init__(self, packages: HaPackages) -> None:
+        self.packages = packages
+        self.monitor_port = shared_free_port((MONITOR_HOST,))
+        self.node_port = shared_free_port(NODE_HOSTS[:2])
+        self.monitor = vm(packages)
+        self.nodes = [vm(packages) for _ in range(2)]
+        # What every lifecycle script printed, as BOSH keeps it in the job's logs.
+        self.transcript: list[str] = []
+
+    def run(
+        self, tree: VcapTree, job: str, script: str, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        """A lifecycle script, which must succeed (else its output and the process's log tail are shown)."""
+        result = tree.run_script(job, script, timeout=timeout)
+        self.transcript.append(result.stdout + result.stderr)
+        assert result.returncode == 0, (
+            f"{job} {script}:\n{result.stdout}\n{result.stderr}\n{tree.log(job, job)[-3000:]}"
+        )
+        return result
+
+    def monitor_properties(self) -> dict[str, Any]:
+        return {
+            "pg_monitor": {
+                "port": self.monitor_port,
+                "autoctl_node_password": MONITOR_PASSWORD,
+                "allowed_networks": ["127.0.0.0/8"],
+                "startup_timeout_seconds": 60,
+                "shutdown_timeout_seconds": 30,
+            }
+        }
+
+    def node_properties(self, index: int, admin_password: str = ADMIN_PASSWORD) -> dict[str, Any]:
+        return {
+            "postgres": {
+                "port": self.node_port,
+                # Each "VM" listens on its own address only, as on separate machines.
+                "listen_addresses": NODE_HOSTS[index],
+                "admin_username": ADMIN,
+                "admin_password": admin_password,
+                "allowed_networks": ["127.0.0.0/8"],
+                "max_connections": 40,
+                "shared_buffers": "16MB",
+                "startup_timeout_seconds": 120,
+                "shutdown_timeout_seconds": 30,
+                "ha": {"replication_password": REPLICATION_PASSWORD, "switchover_timeout_seconds": 90},
+            }
+        }
+
+    def monitor_link(self) -> Link:
+        return Link(addresses=[MONITOR_HOST], properties=self.monitor_properties(), from_job="pg-monitor")
+
+    def deploy_monitor(self) -> None:
+        rendered = render_job("pg-monitor", self.monitor_properties(), {"address": MONITOR_HOST, "az": "z1"})
+        self.monitor.install_job("pg-monitor", rendered)
+        self.run(self.monitor, "pg-monitor", "pre-start")
+        self.monitor.start_process("pg-monitor", "pg-monitor")
+        self.run(self.monitor, "pg-monitor", "post-start")
+
+    def deploy_node(
+        self, index: int, admin_password: str = ADMIN_PASSWORD
+    ) -> subprocess.CompletedProcess[str]:
+        tree = self.nodes[index]
+        spec = {"address": NODE_HOSTS[index], "az": f"z{index + 2}", "index": index}
+        properties = self.node_properties(index, admin_password)
+        rendered = render_job("postgres", properties, spec, {"pg-monitor": self.monitor_link()})
+        tree.install_job("postgres", rendered)
+        return self.start_node(index)
+
+    def start_node(self, index: int) -> subprocess.CompletedProcess[str]:
+        """The agent's `start` of an installed node: pre-start, the bpm process, post-start."""
+        tree = self.nodes[index]
+        self.run(tree, "postgres", "pre-start", timeout=300)
+        tree.start_process("postgres", "postgres")
+        return self.run(tree, "postgres", "post-start", timeout=300)
+
+    def node_name(self, index: int) -> str:
+        return f"postgres_z{index + 2}_{index}"
+
+    def states(self) -> dict[str, tuple[str, str]]:
+        """The monitor's view: node name -> (reported, assigned), asked as a keeper would."""
+        conninfo = dict(
+            host=MONITOR_HOST,
+            port=self.monitor_port,
+            dbname="pg_auto_failover",
+            user="autoctl_node",
+            password=MONITOR_PASSWORD,
+            connect_timeout=5,
+        )
+        with psycopg.connect(**conninfo) as conn:
+            rows = conn.execute(
+                "SELECT nodename, current_group_state::text, assigned_group_state::text"
+                " FROM pgautofailover.current_state('default')"
+            ).fetchall()
+        return {name: (reported, assigned) for name, reported, assigned in rows}
+
+    def wait_states(self, wanted: dict[str, str], timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = self.states()
+            if all(states.get(name) == (state, state) for name, state in wanted.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"states {wanted} not reached; last: {states}")
+            time.sleep(0.5)
+
+    def standby_index(self) -> int | None:
+        """Which node is the settled standby, if one is."""
+        states = self.states()
+        for index in range(len(self.nodes)):
+            if states.get(self.node_name(index)) == ("secondary", "secondary"):
+                return index
+        return None
+
+    def primary_index(self) -> int | None:
+        """Which node is the settled primary, if one is."""
+        states = self.states()
+        for index in range(len(self.nodes)):
+            if states.get(self.node_name(index)) == ("primary", "primary"):
+                return index
+        return None
+
+    def app_uri(self, dbname: str = "postgres") -> str:
+        """What the broker's credentials carry under HA: every node, the primary chosen by libpq."""
+        hosts = ",".join(f"{h}:{self.node_port}" for h in NODE_HOSTS[:2])
+        return f"postgresql://{ADMIN}@{hosts}/{dbname}?target_session_attrs=read-write&connect_timeout=5"
+
+    def connect_app(self, password: str = ADMIN_PASSWORD) -> psycopg.Connection:
+        return psycopg.connect(self.app_uri(), password=password, autocommit=True)
+
+    def node_conninfo(self, index: int, password: str = ADMIN_PASSWORD) -> str:
+        """Straight to one node (no routing), for checking what it holds."""
+        return psycopg.conninfo.make_conninfo(
+            host=NODE_HOSTS[index],
+            port=self.node_port,
+            dbname="postgres",
+            user=ADMIN,
+            password=password,
+            connect_timeout=5,
+        )
+
+    def destroy(self) -> None:
+        for tree in (*self.nodes, self.monitor):
+            tree.destroy()
