@@ -1,6 +1,7 @@
 # postgres-service: PostgreSQL for Cloud Foundry.
-#   make build   the outputs, under build/ (the broker's wheel and sdist)
-#   make test    every test: lint, unit, contract, integration (real PostgreSQL)
+#   make build   the outputs, under build/: the broker's wheel and sdist, the BOSH release tarball,
+#                the Ops Manager tile and the rendered deployment manifests
+#   make test    every test: lint, then pytest (real PostgreSQL, pg_auto_failover, compiled packages)
 #   make run     a throwaway PostgreSQL cluster and the broker on 127.0.0.1:$${PORT:-8080}
 #   make bench   benchmarks, each figure beside a baseline measured in the same run
 
@@ -30,9 +31,16 @@ build: $(STAMP)
 	@ls -1 build/broker
 	$(BIN)/python -m scripts.release blobs fetch
 	$(BIN)/python -m scripts.release create $(if $(VERSION),--version $(VERSION))
+	$(BIN)/python -m scripts.tile build $(if $(VERSION),--release build/postgres-service-$(VERSION).tgz)
 	$(MAKE) --no-print-directory manifests
 
-.PHONY: blobs release final-release manifests
+.PHONY: blobs release final-release manifests tile
+
+# The Ops Manager tile, from tile.yml and the release tarball in build/ (RELEASE=... picks another):
+# build/postgres-service-<version>.pivotal. bpm's release tarball comes from BPM_RELEASE_TARBALL;
+# without it the tile is named ...-without-bpm.pivotal and Ops Manager will not import it.
+tile: $(STAMP)
+	$(BIN)/python -m scripts.tile build $(if $(RELEASE),--release $(RELEASE))
 
 # The deployment manifests, one per variant, rendered from manifests/ into build/manifests/.
 manifests: $(STAMP)
@@ -54,6 +62,7 @@ final-release: blobs
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m scripts.pipeline
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.tile.cli import main
+
+sys.exit(main())
