@@ -1,0 +1,5 @@
+import sys
+
+from scripts.pipeline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.publish.cli import main
+
+sys.exit(main())
