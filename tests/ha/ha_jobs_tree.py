@@ -1,18 +1,23 @@
-"""The HA variant's jobs laid out on this machine: one /var/vcap-like tree per "VM".
+"""The HA variant's jobs laid out on this machine: one /var/vcap-like tree per "VM", and their deployment.
 
 The monitor and each PostgreSQL node get their own `VcapTree` (see
-tests/templates/vcap_tree.py). Their packages are, by preference, the
-release's own, compiled from packages/ as a BOSH compilation VM does
-(tests/support/bosh_compile.py, cached): `postgres` (PostgreSQL 15) and
-`pg-auto-failover` (pg_auto_failover built into a copy of it). Compiled
-packages carry absolute /var/vcap paths, so each tree then runs its scripts
-and processes in a mount namespace of its own where it *is* /var/vcap, as on
-separate machines. Where namespaces cannot be made (not root, no util-linux),
-Debian's PostgreSQL 15 and pg_auto_failover stand in: `postgres` is
-PostgreSQL's own tree, and `pg-auto-failover` a directory whose bin/ holds
-links to PostgreSQL's programs plus `pg_autoctl`, the layout the package
-builds. Each "VM" has its own loopback address, so the nodes and the monitor
-all use one port as on separate machines.
+tests/templates/vcap_tree.py), with its own loopback address, so the nodes
+and the monitor all use one port as on separate machines. Their packages are
+chosen by $HA_JOBS_PACKAGES:
+
+- `release` (the default): the release's own `postgres` (PostgreSQL 15) and `pg-auto-failover`
+  (pg_auto_failover 2.2 built into a copy of it), compiled from packages/ as a
+  BOSH compilation VM does (tests/support/bosh_compile.py, cached). Compiled
+  packages carry absolute /var/vcap paths, so every script and process of a
+  tree runs in a private mount namespace where that tree is /var/vcap.
+- `debian`: Debian's PostgreSQL 15 and pg_auto_failover stand
+  in: `postgres` is PostgreSQL's own tree, and `pg-auto-failover` a directory
+  whose bin/ holds links to PostgreSQL's programs plus `pg_autoctl`, the
+  layout the package builds.
+
+`Deployment` brings the jobs up in the HA manifest's order with their own
+lifecycle scripts; `kill_process_tree` takes a "VM"'s bpm process down with
+everything under it, as losing the machine would.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,11 +103,18 @@ def debian_packages() -> HaPackages:
     return HaPackages(pg_bin.parent, package, mount_namespace=False, origin="debian", made=package)
 
 
+# Which packages the "VMs" get: "release" (the compiled packages, the default) or "debian".
+PACKAGES_ENV = "HA_JOBS_PACKAGES"
+
+
 def ha_packages() -> HaPackages:
-    """The release's compiled packages where this machine can run them, else Debian's stand-ins."""
-    if vcap_namespace.unavailable() is None:
+    """The packages chosen by $HA_JOBS_PACKAGES: Debian's stand-ins unless "release" is asked for."""
+    choice = os.environ.get(PACKAGES_ENV, "release")
+    if choice == "release":
         return release_packages()
-    return debian_packages()
+    if choice == "debian":
+        return debian_packages()
+    raise ValueError(f"{PACKAGES_ENV}={choice!r} is not a choice; use 'debian' or 'release'")
 
 
 def vm(packages: HaPackages) -> VcapTree:
@@ -336,3 +349,16 @@ class Deployment:
     def destroy(self) -> None:
         for tree in (*self.nodes, self.monitor):
             tree.destroy()
+
+
+@contextlib.contextmanager
+def deployed(packages: HaPackages) -> Iterator[Deployment]:
+    """The whole HA deployment brought up (monitor, then node 0, then node 1) and torn down after."""
+    built = Deployment(packages)
+    try:
+        built.deploy_monitor()
+        built.deploy_node(0)
+        built.deploy_node(1)
+        yield built
+    finally:
+        built.destroy()

@@ -2,7 +2,9 @@
 
 This is the local-deployment proof of the HA release: each "VM" is a
 /var/vcap-like tree (tests/ha/ha_jobs_tree.py) with its own loopback address,
-the packages are Debian's PostgreSQL 15 and pg_auto_failover, and every step
+the packages are the release's own compiled packages (each "VM" in a mount
+namespace of its own) or, with HA_JOBS_PACKAGES=debian, Debian's PostgreSQL 15
+and pg_auto_failover, and every step
 is the job's own script or bpm process, in the order a deploy runs them:
 the monitor's pre-start, bpm process and post-start; then each node's. The
 keepers' timeouts are checked in their configuration (set before the keepers
@@ -28,6 +30,7 @@ from tests.ha.ha_jobs_tree import (
     REPLICATION_PASSWORD,
     Deployment,
     MissingTool,
+    deployed,
     ha_packages,
 )
 from tests.support.auto_failover import MONITOR_HOST, NODE_HOSTS
@@ -52,14 +55,10 @@ def deployment() -> Iterator[Deployment]:
     except MissingTool as exc:
         pytest.skip(f"needs {exc}")
     print(f"HA jobs run with the {packages.origin} packages", flush=True)
-    built = Deployment(packages)
     try:
-        built.deploy_monitor()
-        built.deploy_node(0)
-        built.deploy_node(1)
-        yield built
+        with deployed(packages) as built:
+            yield built
     finally:
-        built.destroy()
         packages.remove()
 
 
