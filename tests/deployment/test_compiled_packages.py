@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deployment.conftest import COMPILE_TIMEOUT_SECONDS, ROOT
-from tests.support import bosh_compile, vcap_namespace
+from tests.support import bosh_compile
 from tests.support.bosh_compile import CompiledPackage
 from tests.templates.tls_material import make_tls
 from tests.templates.vcap_tree import VcapTree
@@ -22,7 +22,7 @@ PACKAGES = "/var/vcap/packages"
 
 def run(tree: VcapTree, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        vcap_namespace.command(tree.root, argv),
+        tree.command(argv),
         input=stdin,
         capture_output=True,
         text=True,

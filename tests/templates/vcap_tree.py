@@ -47,6 +47,8 @@ class VcapTree:
     user: str = field(default_factory=unprivileged_user)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     mount_namespace: bool = False
+    # Packages bind-mounted at /var/vcap/packages/<name> in mount-namespace mode.
+    package_binds: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
     def create(cls, mount_namespace: bool = False) -> VcapTree:
@@ -71,17 +73,29 @@ class VcapTree:
         """A /var/vcap path as the tree's scripts and processes see it."""
         return vcap_path if self.mount_namespace else str(self.path(vcap_path))
 
+    def command(self, argv: list[str], user: str | None = None) -> list[str]:
+        """The argv that runs argv as the tree's scripts run: in its mount namespace, if it has one."""
+        return self._argv(argv, user)
+
     def _argv(self, argv: list[str], user: str | None = None) -> list[str]:
         if not self.mount_namespace:
             return argv
-        return vcap_namespace.command(self.root, argv, user=user)
+        binds = [(target, f"packages/{name}") for name, target in sorted(self.package_binds.items())]
+        return vcap_namespace.command(self.root, argv, binds=binds, user=user)
 
     def link_package(self, name: str, target: Path) -> None:
         link = self.path(f"{VCAP}/packages/{name}")
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink():
             link.unlink()
-        link.symlink_to(target)
+        if self.mount_namespace:
+            # A bind mount, not a symlink: the unprivileged user must reach the package even
+            # when the directory it was compiled into sits under one only root may enter
+            # (a checkout in root's home, a 0700 temporary directory).
+            link.mkdir(exist_ok=True)
+            self.package_binds[name] = target
+        else:
+            link.symlink_to(target)
 
     def script_env(self) -> dict[str, str]:
         """The environment BOSH gives lifecycle scripts, plus the OS user the job's processes run as."""
