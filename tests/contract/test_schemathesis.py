@@ -52,6 +52,10 @@ API_HEADERS = {"X-Broker-API-Version": "2.17"}
 # them apart from the random uuid4 ids other tests use on the same broker.
 _NS = uuid.UUID("6f1c2d0e-5b7a-4c3e-9a41-0d2b8e7f1a90")
 LIVE_INSTANCE = str(uuid.uuid5(_NS, "live-instance"))
+# Updates go to an instance of their own: a PATCH that changed the live instance's
+# plan would decide whether a later PUT of the live id answers 200 or 409, and so
+# make reaching both depend on the order in which the operations happen to run.
+UPDATED_INSTANCE = str(uuid.uuid5(_NS, "updated-instance"))
 LIVE_BINDING = str(uuid.uuid5(_NS, "live-binding"))
 DOOMED_INSTANCES = [str(uuid.uuid5(_NS, f"doomed-instance-{i}")) for i in range(4)]
 DOOMED_BINDINGS = [str(uuid.uuid5(_NS, f"doomed-binding-{i}")) for i in range(4)]
@@ -147,20 +151,24 @@ def register_steering(schema: Any, service: str, plan_ids: list[str]) -> None:
 
     def provision(case: Any, plan: str, which: str) -> None:
         # A fresh or a generated (odd) id provisions for real; the live id
-        # answers 200 (same attributes) or 409 (different ones).
+        # answers 200 (same attributes) or 409 (different ones). "live-moved"
+        # asks for the live id in another org, always a 409: the plan alone
+        # cannot be relied on for it, since Hypothesis favours the first plan.
+        moved = which == "live-moved"
+        which = "live" if moved else which
         case.path_parameters = {"instance_id": _pick_id(case, "instance_id", which, LIVE_INSTANCE)}
         case.query = async_ok
         body = case.body if isinstance(case.body, dict) else {}
         case.body = {
             "service_id": service,
             "plan_id": plan,
-            "organization_guid": "org-guid",
+            "organization_guid": "another-org-guid" if moved else "org-guid",
             "space_guid": "space-guid",
             "context": _opaque(body.get("context")),
         }
 
     def update(case: Any, plan: str, with_plan: bool) -> None:
-        case.path_parameters = {"instance_id": LIVE_INSTANCE}
+        case.path_parameters = {"instance_id": UPDATED_INSTANCE}
         case.query = async_ok
         body = case.body if isinstance(case.body, dict) else {}
         case.body = {"service_id": service, "context": _opaque(body.get("context"))}
@@ -197,7 +205,7 @@ def register_steering(schema: Any, service: str, plan_ids: list[str]) -> None:
         case.query = {}
 
     steer: dict[tuple[str, str], tuple[Callable[[Any, str, Any], None], st.SearchStrategy]] = {
-        ("PUT", INSTANCE): (provision, id_kinds),
+        ("PUT", INSTANCE): (provision, st.sampled_from(["fresh", "generated", "live", "live-moved"])),
         ("PATCH", INSTANCE): (update, first_true),
         ("DELETE", INSTANCE): (deprovision, st.integers(0, len(DOOMED_INSTANCES) - 1)),
         ("GET", INSTANCE): (fetch, first_true),
@@ -293,7 +301,7 @@ def contract_target(broker: BrokerProcess) -> Iterator[str]:
     assert {p["id"] for p in advertised["plans"]} == {SMALL_PLAN, LARGE_PLAN}
     made: list[str] = []
     try:
-        for instance_id in [LIVE_INSTANCE, *DOOMED_INSTANCES]:
+        for instance_id in [LIVE_INSTANCE, UPDATED_INSTANCE, *DOOMED_INSTANCES]:
             assert client.provision(instance_id).status_code == 201
             made.append(f"/v2/service_instances/{instance_id}")
         for binding_id in [LIVE_BINDING, *DOOMED_BINDINGS]:
