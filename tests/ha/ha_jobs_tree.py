@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 
 from postgres_service_broker.local_cluster import ClusterError, find_pg_bin
 from tests.support import bosh_compile, vcap_namespace
 from tests.support.auto_failover import MONITOR_HOST, NODE_HOSTS, find_pg_autoctl, shared_free_port
 from tests.templates.renderer import Link, render_job
-from tests.templates.vcap_tree import VcapTree
+from tests.templates.vcap_tree import VCAP, VcapTree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -190,6 +191,26 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def bpm_process_names(tree: VcapTree, job: str) -> list[str]:
+    """The processes of a job's rendered bpm.yml, in its order: bpm starts them all."""
+    doc = yaml.safe_load(tree.path(f"{VCAP}/jobs/{job}/config/bpm.yml").read_text())
+    return [process["name"] for process in doc["processes"]]
+
+
+def stop_process(tree: VcapTree, job: str, name: str, timeout_s: float = 30) -> None:
+    """`bpm stop` of one process, if it runs: its shutdown signal (bpm's default SIGTERM), then SIGKILL."""
+    running = tree.processes.get(f"{job}/{name}")
+    if running is None or running.poll() is not None:
+        return
+    shutdown = tree.bpm_process(job, name).get("shutdown_signal", "TERM")
+    running.send_signal(signal.Signals[f"SIG{shutdown}"])
+    try:
+        running.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_process_tree(running.pid)
+        running.wait()
+
+
 # -- the deployment -----------------------------------------------------------------------
 
 ADMIN = "pgadmin"
@@ -275,10 +296,13 @@ class Deployment:
         return self.start_node(index)
 
     def start_node(self, index: int) -> subprocess.CompletedProcess[str]:
-        """The agent's `start` of an installed node: pre-start, the bpm process, post-start."""
+        """The agent's `start` of an installed node: pre-start, every bpm process of the job, post-start."""
         tree = self.nodes[index]
         self.run(tree, "postgres", "pre-start", timeout=300)
-        tree.start_process("postgres", "postgres")
+        for name in bpm_process_names(tree, "postgres"):
+            # The agent stops every bpm process of the job after drain; one still running goes first.
+            stop_process(tree, "postgres", name)
+            tree.start_process("postgres", name)
         return self.run(tree, "postgres", "post-start", timeout=300)
 
     def node_name(self, index: int) -> str:
@@ -347,6 +371,10 @@ class Deployment:
         )
 
     def destroy(self) -> None:
+        for tree in self.nodes:
+            # bpm's stop (SIGTERM): the tree's teardown signal (SIGQUIT) is one bash ignores here.
+            with contextlib.suppress(KeyError, OSError):
+                stop_process(tree, "postgres", "standby-watch", timeout_s=5)
         for tree in (*self.nodes, self.monitor):
             tree.destroy()
 

@@ -90,8 +90,14 @@ def test_spec_defaults_are_the_ha_settings() -> None:
 def test_bpm_runs_the_keeper_in_ha_mode_and_postgres_otherwise(
     defaults: dict[str, str], single: dict[str, str]
 ) -> None:
-    (keeper,) = yaml.safe_load(defaults["config/bpm.yml"])["processes"]
+    keeper, watch = yaml.safe_load(defaults["config/bpm.yml"])["processes"]
     assert keeper["name"] == "postgres"
+    assert watch == {
+        "name": "standby-watch",
+        "executable": "/bin/bash",
+        "args": ["/var/vcap/jobs/postgres/bin/ha-standby-watch"],
+        "persistent_disk": True,
+    }
     assert keeper["executable"] == "/var/vcap/packages/pg-auto-failover/bin/pg_autoctl"
     assert keeper["args"] == ["run", "--pgdata", "/var/vcap/store/postgres/data"]
     assert keeper["env"]["PGPASSFILE"] == "/var/vcap/store/postgres/pgpass"
@@ -205,7 +211,14 @@ def test_passwords_only_in_files_the_scripts_read(defaults: dict[str, str]) -> N
         "config/ha/pgpass",
         "config/ha/roles.sql",
     }
-    for dest in ("config/bpm.yml", "bin/env.sh", "bin/ha-pre-start", "bin/ha-post-start", "bin/ha-drain"):
+    for dest in (
+        "config/bpm.yml",
+        "bin/env.sh",
+        "bin/ha-pre-start",
+        "bin/ha-post-start",
+        "bin/ha-drain",
+        "bin/ha-standby-watch",
+    ):
         assert not any(s in defaults[dest] for s in SECRETS), dest
 
 
@@ -219,6 +232,8 @@ def test_passwords_only_in_files_the_scripts_read(defaults: dict[str, str]) -> N
         ({"wal_sender_timeout": 2000}, "postgres.ha.wal_sender_timeout"),
         ({"switchover_timeout_seconds": 0}, "postgres.ha.switchover_timeout_seconds"),
         ({"replication_password": 42}, "postgres.ha.replication_password"),
+        ({"standby_stall_seconds": 1}, "postgres.ha.standby_stall_seconds"),
+        ({"standby_stall_seconds": "10"}, "postgres.ha.standby_stall_seconds"),
     ],
 )
 def test_wrong_values_fail_rendering_naming_the_property(ha: dict[str, Any], complaint: str) -> None:
@@ -245,6 +260,7 @@ def test_ha_mode_needs_the_replication_password() -> None:
         "bin/ha-pre-start",
         "bin/ha-post-start",
         "bin/ha-drain",
+        "bin/ha-standby-watch",
     ],
 )
 def test_scripts_are_valid_bash(defaults: dict[str, str], full: dict[str, str], script: str) -> None:
@@ -277,3 +293,21 @@ def test_drain_hands_over_to_the_ha_script_keeping_the_integer_contract(defaults
     ha_drain = defaults["bin/ha-drain"]
     assert "perform switchover" in ha_drain
     assert "echo 0 >&3" in ha_drain
+
+
+def test_standby_watch_runs_only_in_ha_mode_with_its_stall_limit(
+    defaults: dict[str, str], full: dict[str, str], single: dict[str, str]
+) -> None:
+    assert [p["name"] for p in yaml.safe_load(single["config/bpm.yml"])["processes"]] == ["postgres"]
+    default_stall = job_spec("postgres")["properties"]["postgres.ha.standby_stall_seconds"]["default"]
+    assert default_stall == 10
+    assert "\nSTALL_SECONDS=10\n" in defaults["bin/ha-standby-watch"]
+    properties = full_properties()
+    properties["postgres"]["ha"]["standby_stall_seconds"] = 25
+    watch = render_ha(properties)["bin/ha-standby-watch"]
+    assert watch.startswith("#!/bin/bash\n")
+    assert "\nSTALL_SECONDS=25\n" in watch
+    # It acts through the monitor only on the primary, and ends only the maintenances it started.
+    assert "pg_is_in_recovery()" in watch
+    assert "pgautofailover.start_maintenance" in watch
+    assert "pgautofailover.stop_maintenance" in watch
