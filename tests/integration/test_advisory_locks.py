@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from postgres_service_broker.backends.advisory_locks import AdvisoryLock, advisory_locks, lock_key
+from postgres_service_broker.backends.advisory_locks import AdvisoryLock, Statement, advisory_locks, lock_key
 from postgres_service_broker.backends.base import Busy
 from postgres_service_broker.backends.shared_backend import check_pooled_connection
 from postgres_service_broker.local_cluster import LocalCluster
@@ -143,3 +143,102 @@ def test_locks_given_back_by_the_last_write_stay_taken_until_it_commits(
     assert refused > 5
     assert _held_by_me(mine) == []
     assert _free(other, instance)
+
+
+# -- the first statement pipelined behind the locks ------------------------------
+
+
+def _waiting_for_a_lock(observer: psycopg.Connection, pid: int) -> bool:
+    row = observer.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s AND NOT granted", (pid,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_the_first_statement_runs_once_the_locks_are_granted_and_sees_what_their_holder_committed(
+    sessions: tuple[psycopg.Connection, psycopg.Connection], pg_cluster: LocalCluster
+) -> None:
+    mine, other = sessions
+    mine.execute("DROP TABLE IF EXISTS first_after_lock")
+    mine.execute("CREATE TABLE first_after_lock (x int)")
+    mine.execute("INSERT INTO first_after_lock VALUES (0)")
+    key = lock_key("instance", "i-4")
+    # Long enough to wait for the holder below; mine's other tests use 200 ms.
+    mine.execute("SET lock_timeout = '10s'")
+    other.execute("SELECT pg_advisory_lock(%s)", (key,))
+    seen: list[object] = []
+
+    def locked_read() -> None:
+        try:
+            first = Statement("SELECT x FROM first_after_lock", ())
+            with advisory_locks(mine, [AdvisoryLock(key)], what="this test's objects", first=first) as held:
+                assert held.first is not None
+                seen.append(held.first.fetchone())
+        except BaseException as exc:
+            seen.append(exc)
+
+    reader = threading.Thread(target=locked_read)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 10
+        with psycopg.connect(**pg_cluster.conninfo(), autocommit=True) as observer:
+            while not _waiting_for_a_lock(observer, mine.info.backend_pid):
+                assert time.monotonic() < deadline, "the pipelined lock never waited"
+                time.sleep(0.01)
+        # The statement was sent long ago; what the holder commits now must still be seen.
+        other.execute("UPDATE first_after_lock SET x = 1")
+    finally:
+        other.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        reader.join(timeout=20)
+    mine.execute("RESET lock_timeout")
+    mine.execute("DROP TABLE first_after_lock")
+    assert seen == [(1,)]
+    assert _held_by_me(mine) == []
+
+
+def test_a_refused_lock_keeps_the_first_statement_from_running(
+    sessions: tuple[psycopg.Connection, psycopg.Connection],
+) -> None:
+    mine, other = sessions
+    mine.execute("DROP TABLE IF EXISTS first_refused")
+    mine.execute("CREATE TABLE first_refused (x int)")
+    instance, binding = lock_key("instance", "i-5"), lock_key("binding", "b-5")
+    other.execute("SELECT pg_advisory_lock(%s)", (binding,))
+    try:
+        with (
+            pytest.raises(Busy, match="this test's objects"),
+            advisory_locks(
+                mine,
+                [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)],
+                what="this test's objects",
+                first=Statement("INSERT INTO first_refused VALUES (%s)", (1,)),
+            ),
+        ):
+            pytest.fail("the block ran without its locks")
+    finally:
+        other.execute("SELECT pg_advisory_unlock(%s)", (binding,))
+    rows = mine.execute("SELECT count(*) FROM first_refused").fetchone()
+    mine.execute("DROP TABLE first_refused")
+    assert rows == (0,)
+    assert _held_by_me(mine) == []
+    assert _free(other, instance)
+
+
+def test_a_failing_first_statement_gives_every_lock_back(
+    sessions: tuple[psycopg.Connection, psycopg.Connection],
+) -> None:
+    mine, other = sessions
+    instance, binding = lock_key("instance", "i-6"), lock_key("binding", "b-6")
+    with (
+        pytest.raises(psycopg.errors.DivisionByZero),
+        advisory_locks(
+            mine,
+            [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)],
+            what="this test's objects",
+            first=Statement("SELECT 1 / %s", (0,)),
+        ),
+    ):
+        pytest.fail("the block ran although its first statement failed")
+    assert _held_by_me(mine) == []
+    assert _free(other, instance)
+    assert _free(other, binding)

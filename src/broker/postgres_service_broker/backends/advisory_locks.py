@@ -4,6 +4,10 @@ Locks are session-level, held on the connection doing the work: if the broker
 dies, PostgreSQL drops the session and the lock with it, so nothing stays
 locked after a crash. Waiting is bounded by the connection's ``lock_timeout``; a request that
 cannot get its lock in time is told to retry (OSB ``ConcurrencyError``).
+
+An operation's first statement can travel with its locks (``first=``), so taking
+the locks costs no round trip of its own. See `advisory_locks` for why that is
+as safe as running it after them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import errors
@@ -33,6 +38,13 @@ class AdvisoryLock:
     shared: bool = False
 
 
+class Statement(NamedTuple):
+    """One SQL statement and its parameters, sent with server-side binding."""
+
+    sql: str
+    params: Sequence[Any]
+
+
 def _calls(locks: Sequence[AdvisoryLock], verb: str) -> str:
     # PostgreSQL evaluates a select list left to right, so the locks are taken
     # (and given back) in exactly the order listed: every caller takes an
@@ -48,10 +60,14 @@ def _release(conn: psycopg.Connection, locks: Sequence[AdvisoryLock]) -> None:
 class HeldLocks:
     """The locks of an `advisory_locks` block; `release_after` lets its last write give them back."""
 
-    def __init__(self, conn: psycopg.Connection, locks: Sequence[AdvisoryLock]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, locks: Sequence[AdvisoryLock], first: psycopg.Cursor | None = None
+    ) -> None:
         self._conn = conn
         self._locks = list(locks)
         self.released = False
+        # The result of the statement passed as `first=`, run once the locks were granted.
+        self.first = first
 
     def release_after(self, statement: str, params: Sequence[object]) -> None:
         """Run one data-modifying `statement` and give the locks back when it commits, in one round trip.
@@ -76,7 +92,11 @@ class HeldLocks:
 
 @contextmanager
 def advisory_locks(
-    conn: psycopg.Connection, locks: Sequence[AdvisoryLock], *, what: str
+    conn: psycopg.Connection,
+    locks: Sequence[AdvisoryLock],
+    *,
+    what: str,
+    first: Statement | None = None,
 ) -> Iterator[HeldLocks]:
     """Hold `locks` for the block, taken in the order given; raise `Busy` when a wait passes ``lock_timeout``.
 
@@ -84,20 +104,37 @@ def advisory_locks(
     write does, see `HeldLocks.release_after`), so an operation pays at most
     two round trips for its locks however many it needs. The connection
     carries its ``lock_timeout`` from the start (a connection option).
+
+    `first`, the operation's first statement, is pipelined behind the locks:
+    both are sent at once, in one implicit transaction (no Sync between them).
+    The server runs them in order, so `first` starts only once every lock is
+    granted and, at READ COMMITTED (which the broker's connections set), takes
+    its snapshot then: it sees everything committed by whoever held the locks
+    before, exactly as if it had been sent after them. If a lock is refused,
+    the transaction is aborted and `first` does not run at all. Its result is
+    `HeldLocks.first`.
     """
+    keys = [lock.key for lock in locks]
+    result: psycopg.Cursor | None = None
     try:
-        conn.execute(f"SELECT {_calls(locks, 'lock')}", [lock.key for lock in locks])
+        if first is None:
+            conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
+        else:
+            with conn.pipeline():
+                conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
+                result = conn.execute(first.sql, first.params)
     except psycopg.Error as exc:
-        # Session locks taken before the failing one outlive the failed
-        # statement; give them back before the connection returns to the pool
-        # (releasing one that was never taken only draws a warning).
+        # Session locks outlive the failed statement (and, pipelined, its
+        # aborted transaction); give back any that were taken before the
+        # connection returns to the pool. Releasing one that was never taken
+        # only draws a warning.
         if not conn.closed and conn.info.transaction_status == IDLE:
             with contextlib.suppress(psycopg.Error):
-                _release(conn, list(reversed(locks[:-1])))
+                _release(conn, list(reversed(locks)))
         if isinstance(exc, errors.LockNotAvailable):
             raise Busy(f"another operation on {what} is in progress; retry in a moment") from None
         raise
-    held = HeldLocks(conn, locks)
+    held = HeldLocks(conn, locks, result)
     try:
         yield held
     finally:
@@ -113,9 +150,10 @@ def advisory_lock(
     *,
     shared: bool = False,
     what: str,
+    first: Statement | None = None,
 ) -> contextlib.AbstractContextManager[HeldLocks]:
     """Hold one advisory lock for the block; see `advisory_locks`."""
-    return advisory_locks(conn, [AdvisoryLock(key, shared)], what=what)
+    return advisory_locks(conn, [AdvisoryLock(key, shared)], what=what, first=first)
 
 
 def is_locked_exclusively(conn: psycopg.Connection, key: int) -> bool:

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from postgres_service_broker.backends import shared_sql, shared_state
 from postgres_service_broker.backends.advisory_locks import (
     AdvisoryLock,
+    Statement,
     advisory_lock,
     advisory_locks,
     is_locked_exclusively,
@@ -108,9 +109,15 @@ class SharedBackend:
             kwargs={
                 **connection_kwargs(self._db, self._db.state_database),
                 "autocommit": True,
-                # Bounds every lock wait on these connections, advisory locks
-                # included; past it a request is told to retry (ConcurrencyError).
-                "options": f"-c lock_timeout={int(config.lock_timeout_seconds * 1000)}",
+                # lock_timeout bounds every lock wait on these connections,
+                # advisory locks included; past it a request is told to retry
+                # (ConcurrencyError). READ COMMITTED whatever the server's
+                # default: a statement pipelined behind its locks must take its
+                # snapshot after they are granted (see advisory_locks).
+                "options": (
+                    f"-c lock_timeout={int(config.lock_timeout_seconds * 1000)} "
+                    r"-c default_transaction_isolation=read\ committed"
+                ),
                 # No server-side prepared statements: these connections also run
                 # DDL, after which psycopg drops every prepared statement with
                 # an extra DEALLOCATE ALL round trip, so preparing never paid off.
@@ -208,10 +215,14 @@ class SharedBackend:
 
     # -- locks ------------------------------------------------------------
 
-    def _lock_instance(self, conn: psycopg.Connection, instance_id: str):
-        return advisory_lock(conn, lock_key("instance", instance_id), what="this service instance")
+    def _lock_instance(self, conn: psycopg.Connection, instance_id: str, first: Statement | None = None):
+        return advisory_lock(
+            conn, lock_key("instance", instance_id), what="this service instance", first=first
+        )
 
-    def _lock_binding(self, conn: psycopg.Connection, instance_id: str, binding_id: str):
+    def _lock_binding(
+        self, conn: psycopg.Connection, instance_id: str, binding_id: str, first: Statement | None = None
+    ):
         """The instance's lock shared (it must not go away meanwhile), then the binding's, in one go."""
         return advisory_locks(
             conn,
@@ -220,6 +231,7 @@ class SharedBackend:
                 AdvisoryLock(lock_key("binding", binding_id)),
             ],
             what="this service instance or binding",
+            first=first,
         )
 
     # -- instances --------------------------------------------------------
@@ -241,11 +253,12 @@ class SharedBackend:
             maintenance_version=self._config.maintenance_version,
             state="creating",
         )
-        with self._conn() as conn, self._lock_instance(conn, request.instance_id) as held:
-            # The usual request, a new instance without extensions, writes its
-            # record in one statement; otherwise look first (extensions are
-            # checked only for a new instance, before anything is written).
-            inserted = not extensions and shared_state.insert_instance_if_absent(conn, record)
+        # The usual request, a new instance without extensions, writes its
+        # record with the lock, in the same round trip; otherwise look first
+        # (extensions are checked only for a new instance, before anything is written).
+        insert = None if extensions else shared_state.insert_instance_if_absent_statement(record)
+        with self._conn() as conn, self._lock_instance(conn, request.instance_id, first=insert) as held:
+            inserted = held.first is not None and shared_state.was_inserted(held.first)
             existing = None if inserted else shared_state.get_instance(conn, request.instance_id)
             if existing is not None:
                 same = _same_instance(existing, request)
@@ -329,8 +342,10 @@ class SharedBackend:
             )
 
     def deprovision(self, instance_id: str) -> None:
-        with self._conn() as conn, self._lock_instance(conn, instance_id) as held:
-            roles = shared_state.mark_instance_deleting(conn, instance_id)
+        mark = shared_state.mark_instance_deleting_statement(instance_id)
+        with self._conn() as conn, self._lock_instance(conn, instance_id, first=mark) as held:
+            assert held.first is not None
+            roles = shared_state.roles_to_drop(held.first)
             if roles is None:
                 raise InstanceNotFound("this service instance does not exist")
             crash_point("deprovision.after_mark_deleting")
@@ -375,10 +390,13 @@ class SharedBackend:
     # -- bindings ---------------------------------------------------------
 
     def bind(self, request: BindRequest) -> BindResult:
-        with self._conn() as conn, self._lock_binding(conn, request.instance_id, request.binding_id) as held:
-            inst, existing = shared_state.get_instance_and_binding(
-                conn, request.instance_id, request.binding_id
-            )
+        read = shared_state.instance_and_binding_statement(request.instance_id, request.binding_id)
+        with (
+            self._conn() as conn,
+            self._lock_binding(conn, request.instance_id, request.binding_id, first=read) as held,
+        ):
+            assert held.first is not None
+            inst, existing = shared_state.instance_and_binding(held.first)
             if inst is None or inst.state != "ready":
                 raise InvalidRequest("the service instance does not exist (or is not ready)")
             parameters = request.parameters
@@ -459,8 +477,10 @@ class SharedBackend:
         )
 
     def unbind(self, instance_id: str, binding_id: str) -> None:
-        with self._conn() as conn, self._lock_binding(conn, instance_id, binding_id) as held:
-            role = shared_state.mark_binding_deleting(conn, binding_id, instance_id)
+        mark = shared_state.mark_binding_deleting_statement(binding_id, instance_id)
+        with self._conn() as conn, self._lock_binding(conn, instance_id, binding_id, first=mark) as held:
+            assert held.first is not None
+            role = shared_state.role_to_drop(held.first)
             if role is None:
                 raise BindingNotFound("this service binding does not exist")
             crash_point("unbind.after_mark_deleting")

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from postgres_service_broker.backends.advisory_locks import HeldLocks
+from postgres_service_broker.backends.advisory_locks import HeldLocks, Statement
 
 SCHEMA = "broker"
 
@@ -137,10 +137,18 @@ def insert_instance(conn: psycopg.Connection, rec: InstanceRecord) -> None:
     conn.execute(_INSERT_INSTANCE, _instance_values(rec))
 
 
+def insert_instance_if_absent_statement(rec: InstanceRecord) -> Statement:
+    """Insert the record unless one with its id exists; `was_inserted` reads its result."""
+    return Statement(_INSERT_INSTANCE + " ON CONFLICT (instance_id) DO NOTHING", _instance_values(rec))
+
+
+def was_inserted(cur: psycopg.Cursor) -> bool:
+    return cur.rowcount == 1
+
+
 def insert_instance_if_absent(conn: psycopg.Connection, rec: InstanceRecord) -> bool:
     """Insert the record unless one with its id exists; whether it was inserted. One statement."""
-    cur = conn.execute(_INSERT_INSTANCE + " ON CONFLICT (instance_id) DO NOTHING", _instance_values(rec))
-    return cur.rowcount == 1
+    return was_inserted(conn.execute(*insert_instance_if_absent_statement(rec)))
 
 
 def _write(
@@ -180,21 +188,31 @@ def update_instance(
     )
 
 
-def mark_instance_deleting(conn: psycopg.Connection, instance_id: str) -> list[str] | None:
-    """Set the instance to ``deleting``; the login roles of its bindings, or None if it does not exist.
+def mark_instance_deleting_statement(instance_id: str) -> Statement:
+    """Set the instance to ``deleting``; `roles_to_drop` reads the result.
 
     One statement, committed before anything is dropped, so a crash after it
     leaves a record that says what to finish.
     """
-    rows = conn.execute(
+    return Statement(
         f"WITH marked AS (UPDATE {SCHEMA}.service_instances SET state = 'deleting', updated_at = now() "
         "WHERE instance_id = %s RETURNING instance_id) "
         f"SELECT b.role_name FROM marked LEFT JOIN {SCHEMA}.service_bindings b USING (instance_id)",
         (instance_id,),
-    ).fetchall()
+    )
+
+
+def roles_to_drop(cur: psycopg.Cursor) -> list[str] | None:
+    """The login roles of the marked instance's bindings, or None if there was no such instance."""
+    rows = cur.fetchall()
     if not rows:
         return None
     return [role for (role,) in rows if role is not None]
+
+
+def mark_instance_deleting(conn: psycopg.Connection, instance_id: str) -> list[str] | None:
+    """Set the instance to ``deleting``; the login roles of its bindings, or None if it does not exist."""
+    return roles_to_drop(conn.execute(*mark_instance_deleting_statement(instance_id)))
 
 
 def delete_instance(conn: psycopg.Connection, instance_id: str, *, release: HeldLocks | None = None) -> None:
@@ -210,18 +228,23 @@ def get_binding(conn: psycopg.Connection, binding_id: str) -> BindingRecord | No
         return cur.fetchone()
 
 
-def get_instance_and_binding(
-    conn: psycopg.Connection, instance_id: str, binding_id: str
-) -> tuple[InstanceRecord | None, BindingRecord | None]:
-    """Both records a bind starts from, read in one statement (so also from one snapshot)."""
+def instance_and_binding_statement(instance_id: str, binding_id: str) -> Statement:
+    """Both records a bind starts from, in one statement (so also from one snapshot).
+
+    `instance_and_binding` reads its result.
+    """
     instance_columns = ", ".join(f"i.{c.strip()}" for c in _INSTANCE_COLUMNS.split(","))
     binding_columns = ", ".join(f"b.{c.strip()}" for c in _BINDING_COLUMNS.split(","))
-    row = conn.execute(
+    return Statement(
         f"SELECT {instance_columns}, {binding_columns} FROM (SELECT 1) AS one "
         f"LEFT JOIN {SCHEMA}.service_instances i ON i.instance_id = %s "
         f"LEFT JOIN {SCHEMA}.service_bindings b ON b.binding_id = %s",
         (instance_id, binding_id),
-    ).fetchone()
+    )
+
+
+def instance_and_binding(cur: psycopg.Cursor) -> tuple[InstanceRecord | None, BindingRecord | None]:
+    row = cur.fetchone()
     assert row is not None  # the outer side is a single row
     split = len(fields(InstanceRecord))
     inst, binding = row[:split], row[split:]
@@ -229,6 +252,12 @@ def get_instance_and_binding(
         InstanceRecord(*inst) if inst[0] is not None else None,
         BindingRecord(*binding) if binding[0] is not None else None,
     )
+
+
+def get_instance_and_binding(
+    conn: psycopg.Connection, instance_id: str, binding_id: str
+) -> tuple[InstanceRecord | None, BindingRecord | None]:
+    return instance_and_binding(conn.execute(*instance_and_binding_statement(instance_id, binding_id)))
 
 
 def insert_binding(conn: psycopg.Connection, rec: BindingRecord) -> None:
@@ -262,14 +291,24 @@ def set_binding_state(
     )
 
 
-def mark_binding_deleting(conn: psycopg.Connection, binding_id: str, instance_id: str) -> str | None:
-    """Set a binding of this instance to ``deleting``; its login role, or None if there is no such binding."""
-    row = conn.execute(
+def mark_binding_deleting_statement(binding_id: str, instance_id: str) -> Statement:
+    """Set a binding of this instance to ``deleting``; `role_to_drop` reads the result."""
+    return Statement(
         f"UPDATE {SCHEMA}.service_bindings SET state = 'deleting' "
         "WHERE binding_id = %s AND instance_id = %s RETURNING role_name",
         (binding_id, instance_id),
-    ).fetchone()
+    )
+
+
+def role_to_drop(cur: psycopg.Cursor) -> str | None:
+    """The marked binding's login role, or None if there was no such binding."""
+    row = cur.fetchone()
     return row[0] if row else None
+
+
+def mark_binding_deleting(conn: psycopg.Connection, binding_id: str, instance_id: str) -> str | None:
+    """Set a binding of this instance to ``deleting``; its login role, or None if there is no such binding."""
+    return role_to_drop(conn.execute(*mark_binding_deleting_statement(binding_id, instance_id)))
 
 
 def delete_binding(conn: psycopg.Connection, binding_id: str, *, release: HeldLocks | None = None) -> None:
