@@ -13,6 +13,7 @@ import contextlib
 import logging
 import select
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,6 +47,7 @@ from postgres_service_broker.backends.base import (
     Unprocessable,
     UpdateRequest,
 )
+from postgres_service_broker.backends.early_connection import EarlyConnection, early_connection
 from postgres_service_broker.backends.fault_injection import crash_point
 from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
 from postgres_service_broker.backends.shared_state import BindingRecord, InstanceRecord
@@ -130,6 +132,9 @@ class SharedBackend:
             timeout=config.lock_timeout_seconds + 5,
             check=check_pooled_connection,
         )
+        # Opens instance-database connections ahead of need (early_connection.py);
+        # one per operation in flight at most, as each holds a pooled connection.
+        self._opener = ThreadPoolExecutor(max_workers=self._db.pool_size, thread_name_prefix="db-opener")
 
     # -- life cycle -------------------------------------------------------
 
@@ -149,9 +154,14 @@ class SharedBackend:
 
     def close(self) -> None:
         self._pool.close()
+        self._opener.shutdown(wait=True)
 
     def _connect(self, dbname: str) -> psycopg.Connection:
         return psycopg.connect(**connection_kwargs(self._db, dbname), autocommit=True)
+
+    def _connect_early(self, dbname: str) -> contextlib.AbstractContextManager[EarlyConnection]:
+        """Start opening a connection to `dbname` now; take it with ``.connect(dbname)`` when needed."""
+        return early_connection(self._opener, self._connect, dbname)
 
     def _ensure_state_database(self) -> None:
         with self._connect(self._db.admin_database) as conn:
@@ -446,12 +456,14 @@ class SharedBackend:
             crash_point("bind.after_record")
             names = InstanceNames.for_instance(request.instance_id)
             read_only = bool(parameters.get("read_only", False))
-            shared_sql.create_login_role(conn, record.role_name, password, names, read_only=read_only)
-            with self._connect(names.database) as db_conn:
-                if read_only:
-                    shared_sql.grant_reader_existing(db_conn, names)
-                else:
-                    shared_sql.share_login_role_objects(db_conn, record.role_name, names)
+            # The instance's database is needed after the role exists; open it meanwhile.
+            with self._connect_early(names.database) as instance_db:
+                shared_sql.create_login_role(conn, record.role_name, password, names, read_only=read_only)
+                with instance_db.connect(names.database) as db_conn:
+                    if read_only:
+                        shared_sql.grant_reader_existing(db_conn, names)
+                    else:
+                        shared_sql.share_login_role_objects(db_conn, record.role_name, names)
             crash_point("bind.after_role")
             shared_state.set_binding_state(conn, request.binding_id, "ready", release=held)
             return self._bind_result(True, inst, record.role_name, password)
@@ -485,7 +497,9 @@ class SharedBackend:
                 raise BindingNotFound("this service binding does not exist")
             crash_point("unbind.after_mark_deleting")
             names = InstanceNames.for_instance(instance_id)
-            shared_sql.drop_login_role(conn, self._connect, role, names)
+            # Its objects pass to the owner in the instance's database; open it meanwhile.
+            with self._connect_early(names.database) as instance_db:
+                shared_sql.drop_login_role(conn, instance_db.connect, role, names)
             crash_point("unbind.after_drop_role")
             shared_state.delete_binding(conn, binding_id, release=held)
             crash_point("unbind.after_delete_record")
