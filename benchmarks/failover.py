@@ -19,24 +19,22 @@ The baselines, measured or derived in the same run:
 from __future__ import annotations
 
 import itertools
-import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from postgres_service_broker import ha_settings
-from postgres_service_broker.credentials import build_credentials
-from tests.support.auto_failover import Formation, Server, find_pg_autoctl, set_password_quietly
+from tests.support.auto_failover import Formation, Server, find_pg_autoctl
 from tests.support.ha_writes import (
     WRITES_TABLE,
     Ack,
     ContinuousWriter,
     acked_writes_lost,
     committed_seqs,
+    create_app_database,
     failover_write_unavailability_s,
     switchover_write_unavailability_s,
 )
@@ -111,22 +109,8 @@ def pg_autoctl_missing() -> str | None:
 
 
 def create_app(formation: Formation) -> App:
-    """A login role and database for the writer, reached through every node's address."""
-    primary, _ = formation.wait_healthy()
-    password = secrets.token_urlsafe(24)
-    with primary.connect() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
-        set_password_quietly(conn, APP_USER, password)
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), sql.Identifier(APP_USER))
-        )
-    creds = build_credentials(
-        hosts=[n.host for n in formation.nodes],
-        port=formation.node_port,
-        database=APP_DB,
-        username=APP_USER,
-        password=password,
-    )
+    """The writer's database and its table, reached through every node's address."""
+    creds = create_app_database(formation, APP_DB, APP_USER)
     with psycopg.connect(creds["uri"], autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"CREATE TABLE {WRITES_TABLE} (seq bigint PRIMARY KEY)")
     return App(uri=creds["uri"], credentials=creds)

@@ -10,10 +10,11 @@ compiled packages are linked under packages/, each job is rendered from its
 instance group's properties and links (addresses 127.0.0.1) under jobs/.
 
 Lifecycle, as the BOSH agent runs it: `start` runs every job's pre-start, then
-starts the bpm.yml processes as the unprivileged user bpm uses, then post-start,
-instance group by instance group in the manifest's order (it is `serial`);
-`stop` runs drain, then stops what still runs as bpm would (the process's
-shutdown_signal, 20 seconds, then SIGKILL). No monit and no bpm containers here:
+starts the bpm.yml processes its rendered monit file starts (`bpm start JOB
+[-p PROCESS]`) as the unprivileged user bpm uses, then post-start, instance
+group by instance group in the manifest's order (it is `serial`); `stop` runs
+drain, then stops what still runs as bpm would (the process's shutdown_signal,
+20 seconds, then SIGKILL). No monit daemon and no bpm containers here:
 processes are started once and not restarted.
 """
 
@@ -165,8 +166,9 @@ class LocalDeployment:
         for job in SERVICE_GROUPS:
             if self._has_script(job, "pre-start"):
                 self._script(job, "pre-start")
-            for process in self._bpm_processes(job):
-                self.tree.start_process(job, process["name"])
+            # What monit starts (its `bpm start` checks), not every process bpm.yml declares.
+            for name in self.tree.monit_started_processes(job):
+                self.tree.start_process(job, name)
             if self._has_script(job, "post-start"):
                 self._script(job, "post-start")
         self.wait_for_broker()

@@ -4,12 +4,14 @@ Building a formation costs half a minute (two initdb-sized clusters and a
 pg_basebackup), so the tests share one and each starts from "one primary,
 one secondary, every process running". The figures the tests measure are
 collected and printed at the end of the run.
+
+The HA job tests (test_ha_jobs*.py) use `deployment` instead: the rendered
+jobs deployed on "VMs" (tests/ha/ha_jobs_tree.py), one per test module.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +19,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from postgres_service_broker.credentials import build_credentials
-from tests.support.auto_failover import Formation, Server, find_pg_autoctl, set_password_quietly
-from tests.support.ha_writes import PROBE_TABLE, WRITES_TABLE
+from tests.ha.ha_jobs_tree import Deployment, MissingTool, deployed, ha_packages
+from tests.support.auto_failover import Formation, Server, find_pg_autoctl
+from tests.support.ha_writes import PROBE_TABLE, WRITES_TABLE, create_app_database
 
 APP_DB = "ha_app"
 APP_USER = "ha_app"
@@ -65,27 +66,28 @@ def formation() -> Iterator[Formation]:
 
 @pytest.fixture(scope="session")
 def ha_app(formation: Formation) -> HaApp:
-    primary, _ = formation.wait_healthy()
-    password = secrets.token_urlsafe(24)
-    with primary.connect() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
-        set_password_quietly(conn, APP_USER, password)
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(APP_DB), sql.Identifier(APP_USER))
-        )
-    creds = build_credentials(
-        hosts=[n.host for n in formation.nodes],
-        port=formation.node_port,
-        database=APP_DB,
-        username=APP_USER,
-        password=password,
-    )
+    creds = create_app_database(formation, APP_DB, APP_USER)
     with psycopg.connect(creds["uri"], autocommit=True, connect_timeout=5) as conn:
         conn.execute(
             f"CREATE TABLE {WRITES_TABLE} (seq bigint PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())"
         )
         conn.execute(f"CREATE TABLE {PROBE_TABLE} (id bigserial PRIMARY KEY, node text)")
     return HaApp(credentials=creds)
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    """The HA jobs deployed afresh for each test module that asks, and torn down after it."""
+    try:
+        packages = ha_packages()
+    except MissingTool as exc:
+        pytest.skip(f"needs {exc}")
+    print(f"HA jobs run with the {packages.origin} packages", flush=True)
+    try:
+        with deployed(packages) as built:
+            yield built
+    finally:
+        packages.remove()
 
 
 def reset(formation: Formation, ha_app: HaApp) -> tuple[Server, Server]:

@@ -35,13 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
 from postgres_service_broker.local_cluster import ClusterError, find_pg_bin
 from tests.support import bosh_compile, vcap_namespace
-from tests.support.auto_failover import MONITOR_HOST, NODE_HOSTS, find_pg_autoctl, shared_free_port
+from tests.support.auto_failover import (
+    MONITOR_HOST,
+    NODE_HOSTS,
+    find_pg_autoctl,
+    shared_free_port,
+    wait_until,
+)
+from tests.support.process_tree import pid_alive, process_tree, signal_all
 from tests.templates.renderer import Link, render_job
-from tests.templates.vcap_tree import VCAP, VcapTree
+from tests.templates.vcap_tree import VcapTree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,33 +133,6 @@ def vm(packages: HaPackages) -> VcapTree:
     return tree
 
 
-def _children() -> dict[int, list[int]]:
-    """Every process's children, from /proc (a process that exits meanwhile is skipped)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces and parentheses; the fields after its last ")" do not.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    return children
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and all its descendants."""
-    children = _children()
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
 def kill_process_tree(pid: int) -> float:
     """SIGKILL `pid` and every descendant at once, as losing the VM would; returns when it happened.
 
@@ -161,40 +140,21 @@ def kill_process_tree(pid: int) -> float:
     its PostgreSQL, a postmaster noticing a dead child) before all are killed.
     """
     pids = process_tree(pid)
-    for target in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(target, signal.SIGSTOP)
+    signal_all(pids, signal.SIGSTOP)
     # Children forked between the listing and the stop are caught by a second look.
     pids = sorted(set(pids) | set(process_tree(pid)))
     killed_at = time.monotonic()
-    for target in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(target, signal.SIGKILL)
+    signal_all(pids, signal.SIGKILL)
     return killed_at
 
 
 def wait_gone(pids: list[int], timeout_s: float = 20) -> None:
     """Until none of `pids` exists any more (reaped, by us or by init)."""
     deadline = time.monotonic() + timeout_s
-    while alive := [p for p in pids if _alive(p)]:
+    while alive := [p for p in pids if pid_alive(p)]:
         if time.monotonic() > deadline:
             raise AssertionError(f"processes {alive} still run {timeout_s:.0f} s after SIGKILL")
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie (a zombie holds no resources, only its exit status)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def bpm_process_names(tree: VcapTree, job: str) -> list[str]:
-    """The processes of a job's rendered bpm.yml, in its order: bpm starts them all."""
-    doc = yaml.safe_load(tree.path(f"{VCAP}/jobs/{job}/config/bpm.yml").read_text())
-    return [process["name"] for process in doc["processes"]]
 
 
 def stop_process(tree: VcapTree, job: str, name: str, timeout_s: float = 30) -> None:
@@ -296,10 +256,11 @@ class Deployment:
         return self.start_node(index)
 
     def start_node(self, index: int) -> subprocess.CompletedProcess[str]:
-        """The agent's `start` of an installed node: pre-start, every bpm process of the job, post-start."""
+        """The agent's `start` of an installed node: pre-start, what the job's monit starts, post-start."""
         tree = self.nodes[index]
         self.run(tree, "postgres", "pre-start", timeout=300)
-        for name in bpm_process_names(tree, "postgres"):
+        # What monit starts (its `bpm start` checks), not every process bpm.yml declares.
+        for name in tree.monit_started_processes("postgres"):
             # The agent stops every bpm process of the job after drain; one still running goes first.
             stop_process(tree, "postgres", name)
             tree.start_process("postgres", name)
@@ -369,6 +330,21 @@ class Deployment:
             password=password,
             connect_timeout=5,
         )
+
+    def assert_synchronous_standby_streams(self, primary: int, what: str, timeout_s: float = 30) -> None:
+        """The primary names a synchronous standby, and one streams to it in the quorum (waits for that)."""
+        with psycopg.connect(self.node_conninfo(primary), autocommit=True) as conn:
+            names = conn.execute("SHOW synchronous_standby_names").fetchone()
+            assert names is not None
+            assert names[0].startswith("ANY 1 ("), names
+            rows = wait_until(
+                lambda: conn.execute(
+                    "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'"
+                ).fetchall(),
+                timeout_s=timeout_s,
+                what=what,
+            )
+            assert [r[0] for r in rows] == ["quorum"], rows
 
     def destroy(self) -> None:
         for tree in self.nodes:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,6 @@ from tests.ha.ha_jobs_tree import (
     MONITOR_PASSWORD,
     REPLICATION_PASSWORD,
     Deployment,
-    MissingTool,
-    deployed,
-    ha_packages,
 )
 from tests.support.auto_failover import MONITOR_HOST, NODE_HOSTS
 
@@ -46,20 +42,6 @@ def scalar(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -
     row = conn.execute(query, params).fetchone()
     assert row is not None, query
     return row[0]
-
-
-@pytest.fixture(scope="module")
-def deployment() -> Iterator[Deployment]:
-    try:
-        packages = ha_packages()
-    except MissingTool as exc:
-        pytest.skip(f"needs {exc}")
-    print(f"HA jobs run with the {packages.origin} packages", flush=True)
-    try:
-        with deployed(packages) as built:
-            yield built
-    finally:
-        packages.remove()
 
 
 def test_both_nodes_join_with_one_primary_and_synchronous_replication(deployment: Deployment) -> None:

@@ -16,7 +16,6 @@ the app saw, the next brings the dead node back.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +27,7 @@ from postgres_service_broker import ha_settings
 from tests.ha.ha_jobs_tree import (
     ADMIN_PASSWORD,
     Deployment,
-    MissingTool,
-    deployed,
-    ha_packages,
     kill_process_tree,
-    process_tree,
     wait_gone,
 )
 from tests.support.auto_failover import NODE_HOSTS, wait_until
@@ -43,6 +38,7 @@ from tests.support.ha_writes import (
     committed_seqs,
     failover_write_unavailability_s,
 )
+from tests.support.process_tree import process_tree
 
 # A real deployment: failovers, restarts and rejoins take tens of seconds.
 pytestmark = pytest.mark.slow
@@ -50,20 +46,6 @@ pytestmark = pytest.mark.slow
 # The goal for an app's write outage after losing the primary is 10 s; the
 # bound asserted here is generous, for a busy shared machine.
 UNAVAILABILITY_BOUND_S = 30.0
-
-
-@pytest.fixture(scope="module")
-def deployment() -> Iterator[Deployment]:
-    try:
-        packages = ha_packages()
-    except MissingTool as exc:
-        pytest.skip(f"needs {exc}")
-    print(f"HA jobs run with the {packages.origin} packages", flush=True)
-    try:
-        with deployed(packages) as built:
-            yield built
-    finally:
-        packages.remove()
 
 
 @dataclass(frozen=True)
@@ -159,18 +141,7 @@ def test_killed_node_started_again_rejoins_as_the_standby(
     with psycopg.connect(deployment.node_conninfo(old), autocommit=True) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     # And synchronous replication is back: every commit on the new primary waits for it again.
-    with psycopg.connect(deployment.node_conninfo(new), autocommit=True) as conn:
-        names = conn.execute("SHOW synchronous_standby_names").fetchone()
-        assert names is not None
-        assert names[0].startswith("ANY 1 ("), names
-        rows = wait_until(
-            lambda: conn.execute(
-                "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'"
-            ).fetchall(),
-            timeout_s=30,
-            what="the rejoined standby to stream from the new primary",
-        )
-        assert [r[0] for r in rows] == ["quorum"], rows
+    deployment.assert_synchronous_standby_streams(new, "the rejoined standby to stream from the new primary")
     # Through the app's credentials, writes still go to the new primary.
     with deployment.connect_app() as conn:
         server = conn.execute("SELECT host(inet_server_addr())").fetchone()

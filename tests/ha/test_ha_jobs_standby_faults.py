@@ -37,16 +37,12 @@ from psycopg.conninfo import make_conninfo
 from tests.ha.ha_jobs_tree import (
     ADMIN_PASSWORD,
     Deployment,
-    MissingTool,
-    deployed,
-    ha_packages,
     kill_process_tree,
-    process_tree,
 )
 from tests.support import small_filesystem
 from tests.support.auto_failover import NODE_HOSTS, wait_until
 from tests.support.ha_writes import WRITES_TABLE, ContinuousWriter, acked_writes_lost, committed_seqs
-from tests.support.process_tree import signal_all
+from tests.support.process_tree import process_tree, signal_all
 from tests.templates.renderer import job_spec
 
 # A real deployment: the stall, maintenance and catch-up take tens of seconds.
@@ -62,20 +58,6 @@ WATCH_LOG = "/var/vcap/sys/log/postgres/standby-watch.stdout.log"
 STARTED_FILE = "/var/vcap/store/postgres/standby-watch.maintenance"
 # A standby's recovery processes, with or without a cluster_name in their titles.
 RECOVERY_TITLE = re.compile(rb"postgres: (?:[^:\x00]+: )?(startup|walreceiver)\b")
-
-
-@pytest.fixture(scope="module")
-def deployment() -> Iterator[Deployment]:
-    try:
-        packages = ha_packages()
-    except MissingTool as exc:
-        pytest.skip(f"needs {exc}")
-    print(f"HA jobs run with the {packages.origin} packages", flush=True)
-    try:
-        with deployed(packages) as built:
-            yield built
-    finally:
-        packages.remove()
 
 
 def recovery_processes(deployment: Deployment, index: int) -> list[int]:
@@ -215,18 +197,7 @@ def test_standby_catches_up_and_the_watch_ends_its_maintenance_without_loss(
         what=f"{standby_name} to hold every acknowledged commit",
     )
     # It is a synchronous standby again: commits on the primary wait for it.
-    with psycopg.connect(deployment.node_conninfo(stuck.primary), autocommit=True) as conn:
-        names = conn.execute("SHOW synchronous_standby_names").fetchone()
-        assert names is not None
-        assert names[0].startswith("ANY 1 ("), names
-        rows = wait_until(
-            lambda: conn.execute(
-                "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'"
-            ).fetchall(),
-            timeout_s=30,
-            what="the standby to stream again",
-        )
-        assert [r[0] for r in rows] == ["quorum"], rows
+    deployment.assert_synchronous_standby_streams(stuck.primary, "the standby to stream again")
 
 
 # -- the standby's disk is full --------------------------------------------------------

@@ -11,26 +11,55 @@ connection.
 
 The figures (`failover_write_unavailability_s`, `switchover_write_unavailability_s`,
 `acked_writes_lost`) are plain functions of these records, so the HA tests
-and the benchmarks compute them the same way.
+and the benchmarks compute them the same way; both write to an app made by
+`create_app_database`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import secrets
 import select
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
+
+from postgres_service_broker.credentials import build_credentials
+from tests.support.auto_failover import Formation, set_password_quietly
 
 WRITES_TABLE = "ha_writes"
 INSERT_ROW = f"INSERT INTO {WRITES_TABLE} (seq) VALUES ($1) RETURNING inet_server_addr()::text".encode()
 PROBE_TABLE = "ha_probe"
+
+
+def create_app_database(formation: Formation, database: str, username: str) -> dict[str, Any]:
+    """A login role owning a new database on the formation, for the writers; returns its credentials.
+
+    The credentials are those a binding gives under HA (every node's address,
+    the primary chosen by libpq); the caller creates the tables it writes to.
+    """
+    primary, _ = formation.wait_healthy()
+    password = secrets.token_urlsafe(24)
+    with primary.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(username)))
+        set_password_quietly(conn, username, password)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(username))
+        )
+    return build_credentials(
+        hosts=[n.host for n in formation.nodes],
+        port=formation.node_port,
+        database=database,
+        username=username,
+        password=password,
+    )
 
 
 class Unacknowledged(Exception):

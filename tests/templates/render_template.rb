@@ -6,9 +6,11 @@
 #
 #   render_template.rb JOB_DIR TEMPLATE CONTEXT_JSON
 #
-# TEMPLATE is a key of the spec's `templates:` map (e.g. `bpm.yml.erb`), or
-# `--all` to render every template of the job (as the director does on deploy)
-# and print one JSON object mapping each destination path to its text.
+# TEMPLATE is a key of the spec's `templates:` map (e.g. `bpm.yml.erb`),
+# `monit` for the job's monit file (the director renders it as ERB too, with
+# the same properties and links), or `--all` to render every template of the
+# job and its monit file (as the director does on deploy) and print one JSON
+# object mapping each destination path to its text (the monit file's is `monit`).
 # CONTEXT_JSON is a file holding
 #
 #   {"properties": {...}, "spec": {...}, "links": {...}}
@@ -234,6 +236,9 @@ end
 
 # Builds the template context for one job from a test's JSON description.
 class Renderer
+  # The job's monit file: at the job's root, not under templates/, and not in the spec.
+  MONIT = 'monit'
+
   DEFAULT_SPEC = {
     'deployment' => 'postgres-service',
     'id' => '5f6c0b55-3a1d-4c3e-9b8a-1d2e3f4a5b6c',
@@ -255,12 +260,32 @@ class Renderer
   end
 
   def render(template)
+    return render_file(template, monit_path) if template == MONIT
+
     unless @job.templates.key?(template)
       raise RenderError, "template '#{template}' is not listed in #{@job.name}'s spec"
     end
 
     path = File.join(@job.dir, 'templates', template)
     raise RenderError, "template '#{template}' is listed in the spec but #{path} does not exist" unless File.file?(path)
+
+    render_file(template, path)
+  end
+
+  def render_all
+    rendered = @job.templates.each_with_object({}) { |(src, dest), out| out[dest] = render(src) }
+    rendered[MONIT] = render(MONIT) if File.file?(monit_path)
+    rendered
+  end
+
+  private
+
+  def monit_path
+    File.join(@job.dir, MONIT)
+  end
+
+  def render_file(template, path)
+    raise RenderError, "#{@job.name} has no #{template} file at #{path}" unless File.file?(path)
 
     erb = ERB.new(File.read(path), trim_mode: '-')
     erb.filename = template
@@ -273,12 +298,6 @@ class Renderer
       raise RenderError, "Error filling in template '#{template}' (#{where}#{e.message})"
     end
   end
-
-  def render_all
-    @job.templates.each_with_object({}) { |(src, dest), out| out[dest] = render(src) }
-  end
-
-  private
 
   def consumed_names
     @job.consumes.map { |c| c['name'] }

@@ -103,7 +103,7 @@ def render(
     links: dict[str, Link] | None = None,
     jobs_dir: Path = JOBS_DIR,
 ) -> str:
-    """One template (a key of the spec's ``templates``), rendered to text."""
+    """One template (a key of the spec's ``templates``, or ``monit`` for the job's monit file), rendered."""
     return _run(job, template, properties or {}, spec or {}, links or {}, jobs_dir)
 
 
@@ -114,7 +114,10 @@ def render_job(
     links: dict[str, Link] | None = None,
     jobs_dir: Path = JOBS_DIR,
 ) -> dict[str, str]:
-    """Every template of the job, as a deploy renders them: destination path -> text."""
+    """Every template of the job and its monit file, as a deploy renders them: destination path -> text.
+
+    The monit file's destination is ``monit``, where BOSH puts it in the job's directory.
+    """
     out = _run(job, "--all", properties or {}, spec or {}, links or {}, jobs_dir)
     rendered: dict[str, str] = json.loads(out)
     return rendered

@@ -8,7 +8,6 @@ drift apart.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,11 @@ from tests.templates.job_inputs import (
     BROKER_PASSWORD,
     CF_CLIENT_SECRET,
     CF_PASSWORD,
-    SECRETS,
     broker_link,
     broker_minimal,
     registrar_minimal,
 )
+from tests.templates.rendered_checks import assert_no_secret_shown, assert_valid_bash
 from tests.templates.renderer import Link, RenderError, job_spec, render_job
 from tests.templates.tls_material import make_tls
 from tests.templates.vcap_tree import VcapTree
@@ -283,10 +282,7 @@ def tree() -> Iterator[VcapTree]:
 def test_run_scripts_are_valid_bash(job: str) -> None:
     properties, links = ERRAND_INPUTS[job](9)
     rendered = render_job(job, properties, links=links)
-    result = subprocess.run(
-        ["bash", "-n"], input=rendered["bin/run"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    assert_valid_bash(rendered, "bin/run")
 
 
 def _registrar_inputs(closed_port: int) -> tuple[dict[str, Any], dict[str, Link]]:
@@ -326,5 +322,4 @@ def test_run_starts_the_errand_module_which_accepts_the_rendered_config(tree: Vc
     assert result.returncode == 1, output
     assert "FAILED" in result.stderr
     assert "configuration" not in result.stderr
-    for secret in SECRETS:
-        assert secret not in output
+    assert_no_secret_shown(output)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-
 import pytest
-import yaml
 
 from tests.templates.job_inputs import MINIMAL
-from tests.templates.renderer import JOBS_DIR, REPO, job_names, job_spec, render, render_job
-from tests.templates.vcap_tree import VcapTree
+from tests.templates.rendered_checks import assert_shellcheck_clean
+from tests.templates.renderer import JOBS_DIR, REPO, job_names, job_spec, render_job
 
 EXPECTED_JOBS = {"postgres", "pg-monitor", "broker", "register-broker", "deregister-broker", "smoke-tests"}
 ERRANDS = {"register-broker", "deregister-broker", "smoke-tests"}
@@ -87,17 +82,8 @@ def test_errands_have_a_run_script_and_nothing_for_monit(job: str) -> None:
 
 
 @pytest.mark.parametrize("job", sorted(EXPECTED_JOBS - ERRANDS))
-def test_monit_starts_each_bpm_process_through_bpm(job: str) -> None:
-    monit = (JOBS_DIR / job / "monit").read_text()
-    checks = re.findall(r"check process (\S+)\s+with pidfile (\S+)", monit)
-    properties, links = MINIMAL[job]
-    bpm = yaml.safe_load(render(job, "bpm.yml.erb", properties, links=links))
-    processes = [p["name"] for p in bpm["processes"]]
-    assert [name for name, _ in checks] == processes
-    for name, pidfile in checks:
-        assert pidfile == f"/var/vcap/sys/run/bpm/{job}/{name}.pid"
-        assert f'start program "/var/vcap/jobs/bpm/bin/bpm start {job}' in monit
-        assert f'stop program "/var/vcap/jobs/bpm/bin/bpm stop {job}' in monit
+def test_service_jobs_run_under_bpm(job: str) -> None:
+    # What monit starts of them, and how, is checked in test_monit_processes.py.
     assert "config/bpm.yml" in job_spec(job)["templates"].values()
 
 
@@ -110,17 +96,5 @@ def test_monit_starts_each_bpm_process_through_bpm(job: str) -> None:
     ],
 )
 def test_rendered_scripts_pass_shellcheck(job: str) -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     properties, links = MINIMAL[job]
-    tree = VcapTree.create()
-    try:
-        # Laid out as on a VM, so shellcheck can follow what the scripts source.
-        job_dir = tree.install_job(job, render_job(job, properties, links=links))
-        scripts = sorted(str(p) for p in (job_dir / "bin").iterdir())
-        result = subprocess.run(
-            ["shellcheck", "--external-sources", *scripts], capture_output=True, text=True, check=False
-        )
-    finally:
-        tree.destroy()
-    assert result.returncode == 0, result.stdout
+    assert_shellcheck_clean(job, render_job(job, properties, links=links))

@@ -3,19 +3,22 @@ what they refuse. The defaults must be the figures of ha_settings.py, which the 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
 from postgres_service_broker import ha_settings
-from tests.templates.job_inputs import MONITOR_PASSWORD, SECRETS, pg_monitor_minimal
+from tests.templates.job_inputs import MONITOR_PASSWORD, pg_monitor_minimal
+from tests.templates.rendered_checks import (
+    assert_no_secret_shown,
+    assert_shellcheck_clean,
+    assert_valid_bash,
+    files_holding_secrets,
+)
 from tests.templates.renderer import RenderError, job_spec, render_job
 from tests.templates.test_postgres_templates import hba_rules, parse_conf
 from tests.templates.tls_material import make_tls
-from tests.templates.vcap_tree import VcapTree
 
 TLS = make_tls("10.0.3.30")
 SPEC = {"address": "10.0.3.30", "az": "z1", "index": 0}
@@ -140,7 +143,7 @@ def test_bpm_runs_pg_autoctl_with_no_secret(defaults: dict[str, str]) -> None:
 
 
 def test_the_password_goes_only_to_files_pre_and_post_start_read(defaults: dict[str, str]) -> None:
-    holding = {dest for dest, text in defaults.items() if any(s in text for s in SECRETS)}
+    holding = files_holding_secrets(defaults)
     # SQL doubles the quote and pgpass escapes ':' and '\': the secret appears escaped there.
     escaped_sql = MONITOR_PASSWORD.replace("'", "''")
     escaped_pgpass = MONITOR_PASSWORD.replace("\\", "\\\\").replace(":", "\\:")
@@ -168,8 +171,7 @@ def test_wrong_values_fail_rendering_naming_the_property(properties: dict[str, A
     merged = {"pg_monitor": {**pg_monitor_minimal()["pg_monitor"], **properties}}
     with pytest.raises(RenderError, match=complaint) as caught:
         render_job("pg-monitor", merged, SPEC)
-    for secret in SECRETS:
-        assert secret not in str(caught.value)
+    assert_no_secret_shown(str(caught.value))
 
 
 def test_missing_password_fails_rendering() -> None:
@@ -180,25 +182,11 @@ def test_missing_password_fails_rendering() -> None:
 @pytest.mark.parametrize("script", ["bin/pre-start", "bin/post-start", "bin/drain", "bin/env.sh"])
 def test_scripts_are_valid_bash(defaults: dict[str, str], full: dict[str, str], script: str) -> None:
     for rendered in (defaults, full):
-        result = subprocess.run(
-            ["bash", "-n"], input=rendered[script], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, result.stderr
+        assert_valid_bash(rendered, script)
 
 
 def test_rendered_scripts_pass_shellcheck(full: dict[str, str]) -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    tree = VcapTree.create()
-    try:
-        job_dir = tree.install_job("pg-monitor", full)
-        scripts = sorted(str(p) for p in (job_dir / "bin").iterdir())
-        result = subprocess.run(
-            ["shellcheck", "--external-sources", *scripts], capture_output=True, text=True, check=False
-        )
-    finally:
-        tree.destroy()
-    assert result.returncode == 0, result.stdout
+    assert_shellcheck_clean("pg-monitor", full)
 
 
 def test_the_link_carries_port_password_and_ca() -> None:

@@ -4,8 +4,6 @@ link the job renders as the single server it was (tests/templates/test_postgres_
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
@@ -22,10 +20,15 @@ from tests.templates.job_inputs import (
     postgres_ha_minimal,
     postgres_minimal,
 )
+from tests.templates.rendered_checks import (
+    assert_no_secret_shown,
+    assert_shellcheck_clean,
+    assert_valid_bash,
+    files_holding_secrets,
+)
 from tests.templates.renderer import Link, RenderError, job_spec, render_job
 from tests.templates.test_postgres_templates import hba_rules, parse_conf
 from tests.templates.tls_material import make_tls
-from tests.templates.vcap_tree import VcapTree
 
 TLS = make_tls("10.0.1.10")
 SPEC = {"address": "10.0.1.10", "az": "z2", "index": 1}
@@ -204,7 +207,7 @@ def test_passwords_only_in_files_the_scripts_read(defaults: dict[str, str]) -> N
     assert roles.splitlines()[0] == "SET log_statement = 'none';"
     assert f"PASSWORD '{REPLICATION_PASSWORD.replace(chr(39), chr(39) * 2)}'" in roles
     assert f"PASSWORD '{ADMIN_PASSWORD.replace(chr(39), chr(39) * 2)}'" in roles
-    holding = {dest for dest, text in defaults.items() if any(s in text for s in SECRETS)}
+    holding = files_holding_secrets(defaults)
     assert holding <= {
         "config/admin_password",
         "config/admin_role.sql",
@@ -241,8 +244,7 @@ def test_wrong_values_fail_rendering_naming_the_property(ha: dict[str, Any], com
     properties["postgres"]["ha"] = {**properties["postgres"]["ha"], **ha}
     with pytest.raises(RenderError, match=complaint) as caught:
         render_ha(properties)
-    for secret in SECRETS:
-        assert secret not in str(caught.value)
+    assert_no_secret_shown(str(caught.value))
 
 
 def test_ha_mode_needs_the_replication_password() -> None:
@@ -265,25 +267,11 @@ def test_ha_mode_needs_the_replication_password() -> None:
 )
 def test_scripts_are_valid_bash(defaults: dict[str, str], full: dict[str, str], script: str) -> None:
     for rendered in (defaults, full):
-        result = subprocess.run(
-            ["bash", "-n"], input=rendered[script], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, result.stderr
+        assert_valid_bash(rendered, script)
 
 
 def test_rendered_scripts_pass_shellcheck(full: dict[str, str]) -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    tree = VcapTree.create()
-    try:
-        job_dir = tree.install_job("postgres", full)
-        scripts = sorted(str(p) for p in (job_dir / "bin").iterdir())
-        result = subprocess.run(
-            ["shellcheck", "--external-sources", *scripts], capture_output=True, text=True, check=False
-        )
-    finally:
-        tree.destroy()
-    assert result.returncode == 0, result.stdout
+    assert_shellcheck_clean("postgres", full)
 
 
 def test_drain_hands_over_to_the_ha_script_keeping_the_integer_contract(defaults: dict[str, str]) -> None:

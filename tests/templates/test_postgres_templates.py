@@ -12,6 +12,7 @@ import yaml
 
 from postgres_service_broker.local_cluster import ClusterError, find_pg_bin
 from tests.templates.job_inputs import ADMIN_PASSWORD
+from tests.templates.rendered_checks import assert_valid_bash
 from tests.templates.renderer import JOBS_DIR, RenderError, render_job
 from tests.templates.tls_material import TlsMaterial, make_tls
 
@@ -190,10 +191,7 @@ def test_no_tls_files_are_rendered_with_content_by_default(defaults: dict[str, s
 @pytest.mark.parametrize("script", ["bin/pre-start", "bin/post-start", "bin/drain", "bin/env.sh"])
 def test_scripts_are_valid_bash(defaults: dict[str, str], full: dict[str, str], script: str) -> None:
     for rendered in (defaults, full):
-        result = subprocess.run(
-            ["bash", "-n"], input=rendered[script], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, result.stderr
+        assert_valid_bash(rendered, script)
 
 
 # -- a full property set -------------------------------------------------------------------

@@ -166,7 +166,19 @@ def test_a_template_error_names_the_template_and_line() -> None:
 
 def test_render_job_renders_every_template_to_its_destination() -> None:
     out = render_job("demo", {"demo": {"port": 4200}}, links={"upstream": UPSTREAM}, jobs_dir=FIXTURE_JOBS)
-    assert out == {"out/expression.txt": "nothing asked", "out/fixed.txt": "port 4200\n"}
+    assert out == {
+        "out/expression.txt": "nothing asked",
+        "out/fixed.txt": "port 4200\n",
+        "monit": "check process demo-4200\n",
+    }
+
+
+def test_the_monit_file_is_erb_with_properties_and_links_as_the_director_renders_it() -> None:
+    sidecar = Link(addresses=["10.1.0.3"])
+    alone = render("demo", "monit", links={"upstream": UPSTREAM}, jobs_dir=FIXTURE_JOBS)
+    paired = render("demo", "monit", links={"upstream": UPSTREAM, "sidecar": sidecar}, jobs_dir=FIXTURE_JOBS)
+    assert alone == "check process demo-4000\n"
+    assert paired == "check process demo-4000\ncheck process demo-sidecar\n"
 
 
 def test_a_template_not_listed_in_the_spec_is_refused() -> None:

@@ -3,7 +3,8 @@
 Rendered files have their /var/vcap prefix replaced by the tree's root, packages
 are symlinks to locally installed software, and processes are started the way
 bpm.yml describes them (executable, args, env) as the unprivileged user bpm
-would use. Real bpm is not available here; `install_bpm_pid_command` puts a
+would use; which processes run is what the job's monit file starts
+(`monit_started_processes`). Real bpm is not available here; `install_bpm_pid_command` puts a
 stand-in for its `bpm pid JOB` command in place, answering from the pidfiles
 `start_process` writes where bpm writes them.
 
@@ -29,6 +30,7 @@ from typing import Any
 import yaml
 
 from tests.support import vcap_namespace
+from tests.templates.monit import started_bpm_processes
 from tests.templates.renderer import write_job
 
 VCAP = "/var/vcap"
@@ -118,6 +120,14 @@ class VcapTree:
             if process["name"] == name:
                 return process
         raise KeyError(f"{job}'s bpm.yml has no process {name}")
+
+    def monit_started_processes(self, job: str) -> list[str]:
+        """The bpm processes of `job` its installed monit file starts, in order: what a VM would run."""
+        text = self.path(f"{VCAP}/jobs/{job}/monit").read_text()
+        if not self.mount_namespace:
+            # install_job put the tree's root where the file said /var/vcap; read it as monit would.
+            text = text.replace(str(self.root), VCAP)
+        return started_bpm_processes(text, job)
 
     def _pidfile(self, job: str, name: str) -> Path:
         return self.path(f"{VCAP}/sys/run/bpm/{job}/{name}.pid")
