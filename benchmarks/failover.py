@@ -21,16 +21,16 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import psycopg
 
 from postgres_service_broker import ha_settings
-from tests.support.auto_failover import Formation, Server, find_pg_autoctl
+from tests.support.auto_failover import Formation, find_pg_autoctl
 from tests.support.ha_writes import (
     WRITES_TABLE,
     Ack,
+    AppDatabase,
     ContinuousWriter,
     acked_writes_lost,
     committed_seqs,
@@ -44,25 +44,8 @@ APP_DB = "bench_app"
 APP_USER = "bench_app"
 # Commits before an event (the steady state) and after it (proof that writes resumed).
 STEADY_ACKS = 30
-
-
-@dataclass(frozen=True)
-class App:
-    """The app's database on the formation; the password stays out of reprs."""
-
-    uri: str = field(repr=False)
-    credentials: dict[str, Any] = field(repr=False)
-
-    def node_conninfo(self, node: Server) -> str:
-        """The app's user straight to one node, to count what that node holds."""
-        return psycopg.conninfo.make_conninfo(
-            host=node.host,
-            port=node.port,
-            dbname=self.credentials["name"],
-            user=self.credentials["username"],
-            password=self.credentials["password"],
-            connect_timeout=3,
-        )
+# Counting what a node holds right after an event: give it a little longer than a probe.
+COUNT_CONNECT_TIMEOUT_S = 3
 
 
 @dataclass(frozen=True)
@@ -108,12 +91,12 @@ def pg_autoctl_missing() -> str | None:
     return None
 
 
-def create_app(formation: Formation) -> App:
+def create_app(formation: Formation) -> AppDatabase:
     """The writer's database and its table, reached through every node's address."""
-    creds = create_app_database(formation, APP_DB, APP_USER)
-    with psycopg.connect(creds["uri"], autocommit=True, connect_timeout=5) as conn:
+    app = create_app_database(formation, APP_DB, APP_USER)
+    with psycopg.connect(app.uri, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"CREATE TABLE {WRITES_TABLE} (seq bigint PRIMARY KEY)")
-    return App(uri=creds["uri"], credentials=creds)
+    return app
 
 
 def _longest_gap(acks: list[Ack]) -> float:
@@ -121,12 +104,12 @@ def _longest_gap(acks: list[Ack]) -> float:
     return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
-def _fresh_table(app: App) -> None:
+def _fresh_table(app: AppDatabase) -> None:
     with psycopg.connect(app.uri, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"TRUNCATE {WRITES_TABLE}")
 
 
-def measure_failover(formation: Formation, app: App) -> Event:
+def measure_failover(formation: Formation, app: AppDatabase) -> Event:
     """Kill -9 the primary's keeper and PostgreSQL together; time the first commit after it."""
     primary, _ = formation.heal()
     _fresh_table(app)
@@ -142,11 +125,12 @@ def measure_failover(formation: Formation, app: App) -> Event:
     acks = list(writer.acks)
     # Count on whichever node took the last commit: the promoted one.
     new_primary = next(n for n in formation.nodes if n.host == acks[-1].server)
-    lost = acked_writes_lost([a.seq for a in acks], committed_seqs(app.node_conninfo(new_primary)))
+    counted = committed_seqs(app.node_conninfo(new_primary, connect_timeout=COUNT_CONNECT_TIMEOUT_S))
+    lost = acked_writes_lost([a.seq for a in acks], counted)
     return Event(failover_write_unavailability_s(killed_at, acks), lost, len(acks), steady_gap)
 
 
-def measure_switchover(formation: Formation, app: App) -> Event:
+def measure_switchover(formation: Formation, app: AppDatabase) -> Event:
     """`pg_autoctl perform switchover` under the same writer; the longest commit gap around it."""
     primary, standbys = formation.heal()
     _fresh_table(app)
@@ -162,7 +146,8 @@ def measure_switchover(formation: Formation, app: App) -> Event:
     finally:
         writer.stop()
     acks = list(writer.acks)
-    lost = acked_writes_lost([a.seq for a in acks], committed_seqs(app.node_conninfo(standbys[0])))
+    counted = committed_seqs(app.node_conninfo(standbys[0], connect_timeout=COUNT_CONNECT_TIMEOUT_S))
+    lost = acked_writes_lost([a.seq for a in acks], counted)
     return Event(switchover_write_unavailability_s(acks, started, finished), lost, len(acks), steady_gap)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 
 from tests.ha.ha_jobs_tree import Deployment, MissingTool, deployed, ha_packages
 from tests.support.auto_failover import Formation, Server, find_pg_autoctl
-from tests.support.ha_writes import PROBE_TABLE, WRITES_TABLE, create_app_database
+from tests.support.ha_writes import PROBE_TABLE, WRITES_TABLE, AppDatabase, create_app_database
 
 APP_DB = "ha_app"
 APP_USER = "ha_app"
@@ -31,26 +30,8 @@ FIGURES_FILE = Path(__file__).resolve().parents[2] / "build" / "ha" / "figures.j
 _figures: list[dict[str, Any]] = []
 
 
-@dataclass(frozen=True)
-class HaApp:
-    """An application's database on the formation, reached through its multi-host credentials."""
-
-    credentials: dict[str, Any] = field(repr=False)  # holds the password
-
-    @property
-    def uri(self) -> str:
-        return self.credentials["uri"]
-
-    def node_conninfo(self, node: Server) -> str:
-        """The same user, straight to one node (no routing), for probes."""
-        return psycopg.conninfo.make_conninfo(
-            host=node.host,
-            port=node.port,
-            dbname=self.credentials["name"],
-            user=self.credentials["username"],
-            password=self.credentials["password"],
-            connect_timeout=1,
-        )
+# The HA tests' app: its database on the formation (see tests/support/ha_writes.py).
+HaApp = AppDatabase
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +47,13 @@ def formation() -> Iterator[Formation]:
 
 @pytest.fixture(scope="session")
 def ha_app(formation: Formation) -> HaApp:
-    creds = create_app_database(formation, APP_DB, APP_USER)
-    with psycopg.connect(creds["uri"], autocommit=True, connect_timeout=5) as conn:
+    app = create_app_database(formation, APP_DB, APP_USER)
+    with psycopg.connect(app.uri, autocommit=True, connect_timeout=5) as conn:
         conn.execute(
             f"CREATE TABLE {WRITES_TABLE} (seq bigint PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())"
         )
         conn.execute(f"CREATE TABLE {PROBE_TABLE} (id bigserial PRIMARY KEY, node text)")
-    return HaApp(credentials=creds)
+    return app
 
 
 @pytest.fixture(scope="module")

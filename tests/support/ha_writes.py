@@ -32,18 +32,40 @@ from psycopg import pq, sql
 from psycopg.conninfo import make_conninfo
 
 from postgres_service_broker.credentials import build_credentials
-from tests.support.auto_failover import Formation, set_password_quietly
+from tests.support.auto_failover import Formation, Server, set_password_quietly
 
 WRITES_TABLE = "ha_writes"
 INSERT_ROW = f"INSERT INTO {WRITES_TABLE} (seq) VALUES ($1) RETURNING inet_server_addr()::text".encode()
 PROBE_TABLE = "ha_probe"
 
 
-def create_app_database(formation: Formation, database: str, username: str) -> dict[str, Any]:
-    """A login role owning a new database on the formation, for the writers; returns its credentials.
+@dataclass(frozen=True)
+class AppDatabase:
+    """An app's database on the formation, with the credentials a binding gives under HA."""
 
-    The credentials are those a binding gives under HA (every node's address,
-    the primary chosen by libpq); the caller creates the tables it writes to.
+    credentials: dict[str, Any] = field(repr=False)  # holds the password
+
+    @property
+    def uri(self) -> str:
+        """Every node's address; libpq picks the primary."""
+        return self.credentials["uri"]
+
+    def node_conninfo(self, node: Server, connect_timeout: int = 1) -> str:
+        """The same user straight to one node (no routing), to probe it or count what it holds."""
+        return make_conninfo(
+            host=node.host,
+            port=node.port,
+            dbname=self.credentials["name"],
+            user=self.credentials["username"],
+            password=self.credentials["password"],
+            connect_timeout=connect_timeout,
+        )
+
+
+def create_app_database(formation: Formation, database: str, username: str) -> AppDatabase:
+    """A login role owning a new database on the formation, for the writers.
+
+    The caller creates the tables it writes to.
     """
     primary, _ = formation.wait_healthy()
     password = secrets.token_urlsafe(24)
@@ -53,12 +75,14 @@ def create_app_database(formation: Formation, database: str, username: str) -> d
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(username))
         )
-    return build_credentials(
-        hosts=[n.host for n in formation.nodes],
-        port=formation.node_port,
-        database=database,
-        username=username,
-        password=password,
+    return AppDatabase(
+        build_credentials(
+            hosts=[n.host for n in formation.nodes],
+            port=formation.node_port,
+            database=database,
+            username=username,
+            password=password,
+        )
     )
 
 
