@@ -146,11 +146,6 @@ def was_inserted(cur: psycopg.Cursor) -> bool:
     return cur.rowcount == 1
 
 
-def insert_instance_if_absent(conn: psycopg.Connection, rec: InstanceRecord) -> bool:
-    """Insert the record unless one with its id exists; whether it was inserted. One statement."""
-    return was_inserted(conn.execute(*insert_instance_if_absent_statement(rec)))
-
-
 def _write(
     conn: psycopg.Connection, release: HeldLocks | None, statement: str, params: tuple[Any, ...]
 ) -> None:
@@ -210,11 +205,6 @@ def roles_to_drop(cur: psycopg.Cursor) -> list[str] | None:
     return [role for (role,) in rows if role is not None]
 
 
-def mark_instance_deleting(conn: psycopg.Connection, instance_id: str) -> list[str] | None:
-    """Set the instance to ``deleting``; the login roles of its bindings, or None if it does not exist."""
-    return roles_to_drop(conn.execute(*mark_instance_deleting_statement(instance_id)))
-
-
 def delete_instance(conn: psycopg.Connection, instance_id: str, *, release: HeldLocks | None = None) -> None:
     _write(conn, release, f"DELETE FROM {SCHEMA}.service_instances WHERE instance_id = %s", (instance_id,))
 
@@ -252,12 +242,6 @@ def instance_and_binding(cur: psycopg.Cursor) -> tuple[InstanceRecord | None, Bi
         InstanceRecord(*inst) if inst[0] is not None else None,
         BindingRecord(*binding) if binding[0] is not None else None,
     )
-
-
-def get_instance_and_binding(
-    conn: psycopg.Connection, instance_id: str, binding_id: str
-) -> tuple[InstanceRecord | None, BindingRecord | None]:
-    return instance_and_binding(conn.execute(*instance_and_binding_statement(instance_id, binding_id)))
 
 
 def insert_binding(conn: psycopg.Connection, rec: BindingRecord) -> None:
@@ -304,11 +288,6 @@ def role_to_drop(cur: psycopg.Cursor) -> str | None:
     """The marked binding's login role, or None if there was no such binding."""
     row = cur.fetchone()
     return row[0] if row else None
-
-
-def mark_binding_deleting(conn: psycopg.Connection, binding_id: str, instance_id: str) -> str | None:
-    """Set a binding of this instance to ``deleting``; its login role, or None if there is no such binding."""
-    return role_to_drop(conn.execute(*mark_binding_deleting_statement(binding_id, instance_id)))
 
 
 def delete_binding(conn: psycopg.Connection, binding_id: str, *, release: HeldLocks | None = None) -> None:
