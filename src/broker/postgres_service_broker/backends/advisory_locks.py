@@ -115,22 +115,26 @@ def advisory_locks(
     `HeldLocks.first`.
     """
     keys = [lock.key for lock in locks]
+    taking: psycopg.Cursor | None = None
     result: psycopg.Cursor | None = None
     try:
         if first is None:
-            conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
+            taking = conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
         else:
             with conn.pipeline():
-                conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
+                taking = conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
                 result = conn.execute(first.sql, first.params)
     except psycopg.Error as exc:
         # Session locks outlive the failed statement (and, pipelined, its
-        # aborted transaction); give back any that were taken before the
-        # connection returns to the pool. Releasing one that was never taken
-        # only draws a warning.
+        # aborted transaction); give back those taken before the connection
+        # returns to the pool. If the locks were all granted (only `first`
+        # failed), that is every one; if taking them failed, those before the
+        # refused one, the last (releasing one that was never taken only draws
+        # a warning). A failed statement's cursor holds no result.
+        granted = taking is not None and taking.pgresult is not None
         if not conn.closed and conn.info.transaction_status == IDLE:
             with contextlib.suppress(psycopg.Error):
-                _release(conn, list(reversed(locks)))
+                _release(conn, list(reversed(locks if granted else locks[:-1])))
         if isinstance(exc, errors.LockNotAvailable):
             raise Busy(f"another operation on {what} is in progress; retry in a moment") from None
         raise
