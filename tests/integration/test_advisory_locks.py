@@ -66,7 +66,7 @@ def test_a_busy_second_lock_is_busy_and_leaves_the_first_one_free(
     mine.execute("DROP TABLE IF EXISTS first_refused")
     mine.execute("CREATE TABLE first_refused (x int)")
     # A statement pipelined behind refused locks must not run at all.
-    first = [Statement("INSERT INTO first_refused VALUES (%s)", (1,))] if with_first else []
+    first = Statement("INSERT INTO first_refused VALUES (%s)", (1,)) if with_first else None
     notices: list[str] = []
     mine.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     instance, binding = lock_key("instance", "i-2"), lock_key("binding", "b-2")
@@ -78,7 +78,7 @@ def test_a_busy_second_lock_is_busy_and_leaves_the_first_one_free(
                 mine,
                 [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)],
                 what="this test's objects",
-                first=first[0] if first else None,
+                first=first,
             ),
         ):
             pytest.fail("the block ran without its locks")
