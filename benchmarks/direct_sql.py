@@ -21,6 +21,7 @@ from benchmarks.target import Target
 from postgres_service_broker.backends import shared_sql
 from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
 from postgres_service_broker.credentials import generate_password
+from postgres_service_broker.scram import scram_sha256_verifier
 
 
 class DirectSql:
@@ -38,11 +39,13 @@ class DirectSql:
     def provision(self, names: InstanceNames) -> None:
         shared_sql.create_group_roles(self._conn, names)
         shared_sql.create_database(self._conn, names, self._target.connection_limit)
+        shared_sql.restrict_database(self._conn, names)
         with self.connect(names.database) as db_conn:
             shared_sql.prepare_database(db_conn, names)
 
     def bind(self, names: InstanceNames, role: str) -> None:
-        shared_sql.create_login_role(self._conn, role, generate_password(), names, read_only=False)
+        verifier = scram_sha256_verifier(generate_password())
+        shared_sql.create_login_role(self._conn, role, verifier, names, read_only=False)
         with self.connect(names.database) as db_conn:
             shared_sql.share_login_role_objects(db_conn, role, names)
 

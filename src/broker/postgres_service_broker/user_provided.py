@@ -34,6 +34,7 @@ from postgres_service_broker.backends.advisory_locks import advisory_lock, lock_
 from postgres_service_broker.backends.base import Busy
 from postgres_service_broker.backends.shared_names import InstanceNames
 from postgres_service_broker.credentials import build_credentials, generate_password
+from postgres_service_broker.scram import scram_sha256_verifier
 
 # Exit codes: 2 when the input or the environment must change before a retry can
 # work (the name, the connection, privileges, an existing NAME); 1 when a step
@@ -187,9 +188,11 @@ def _locked(conn: psycopg.Connection, name: str) -> Iterator[None]:
 def _make(conn: psycopg.Connection, names: UpsNames, password: str, connection_limit: int) -> None:
     shared_sql.create_group_roles(conn, names.instance)
     shared_sql.create_database(conn, names.instance, connection_limit)
+    shared_sql.restrict_database(conn, names.instance)
     with admin_connect(names.instance.database) as db_conn:
         shared_sql.prepare_database(db_conn, names.instance)
-        shared_sql.create_login_role(conn, names.login_role, password, names.instance, read_only=False)
+        verifier = scram_sha256_verifier(password)
+        shared_sql.create_login_role(conn, names.login_role, verifier, names.instance, read_only=False)
         # As the broker's bind does: tables made after SET ROLE NONE stay shared.
         shared_sql.share_login_role_objects(db_conn, names.login_role, names.instance)
 

@@ -54,6 +54,7 @@ from postgres_service_broker.backends.shared_state import BindingRecord, Instanc
 from postgres_service_broker.catalog import Catalog
 from postgres_service_broker.config import BrokerConfig, DatabaseConfig
 from postgres_service_broker.credentials import build_credentials, generate_password
+from postgres_service_broker.scram import scram_sha256_verifier
 from postgres_service_broker.secret_box import SecretBox
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,13 @@ class SharedBackend:
             timeout=config.lock_timeout_seconds + 5,
             check=check_pooled_connection,
         )
-        # Opens instance-database connections ahead of need (early_connection.py);
-        # one per operation in flight at most, as each holds a pooled connection.
-        self._opener = ThreadPoolExecutor(max_workers=self._db.pool_size, thread_name_prefix="db-opener")
+        # Work an operation starts ahead of need, to run while it waits on the
+        # database: opening a connection to an instance's database
+        # (early_connection.py) and a bind's password verifier. Two per
+        # operation in flight at most, as each holds a pooled connection.
+        self._background = ThreadPoolExecutor(
+            max_workers=2 * self._db.pool_size, thread_name_prefix="broker-background"
+        )
 
     # -- life cycle -------------------------------------------------------
 
@@ -154,14 +159,14 @@ class SharedBackend:
 
     def close(self) -> None:
         self._pool.close()
-        self._opener.shutdown(wait=True)
+        self._background.shutdown(wait=True)
 
     def _connect(self, dbname: str) -> psycopg.Connection:
         return psycopg.connect(**connection_kwargs(self._db, dbname), autocommit=True)
 
     def _connect_early(self, dbname: str) -> contextlib.AbstractContextManager[EarlyConnection]:
         """Start opening a connection to `dbname` now; take it with ``.connect(dbname)`` when needed."""
-        return early_connection(self._opener, self._connect, dbname)
+        return early_connection(self._background, self._connect, dbname)
 
     def _ensure_state_database(self) -> None:
         with self._connect(self._db.admin_database) as conn:
@@ -290,11 +295,14 @@ class SharedBackend:
             crash_point("provision.after_group_roles")
             shared_sql.create_database(conn, names, plan.connection_limit)
             crash_point("provision.after_create_database")
-            with self._connect(names.database) as db_conn:
-                shared_sql.prepare_database(db_conn, names)
-                crash_point("provision.after_prepare_database")
-                if extensions:
-                    shared_sql.set_extensions(db_conn, extensions, ())
+            # The database exists: open a connection to it while it is being restricted.
+            with self._connect_early(names.database) as new_db:
+                shared_sql.restrict_database(conn, names)
+                with new_db.connect(names.database) as db_conn:
+                    shared_sql.prepare_database(db_conn, names)
+                    crash_point("provision.after_prepare_database")
+                    if extensions:
+                        shared_sql.set_extensions(db_conn, extensions, ())
             crash_point("provision.before_mark_ready")
             shared_state.set_instance_state(conn, request.instance_id, "ready", release=held)
         return ProvisionResult(created=True)
@@ -400,8 +408,15 @@ class SharedBackend:
     # -- bindings ---------------------------------------------------------
 
     def bind(self, request: BindRequest) -> BindResult:
+        names = InstanceNames.for_instance(request.instance_id)
+        # A new binding's password, and its verifier hashed on another thread meanwhile.
+        new_password = generate_password()
+        new_verifier = self._background.submit(scram_sha256_verifier, new_password)
         read = shared_state.instance_and_binding_statement(request.instance_id, request.binding_id)
         with (
+            # The instance's database is needed once the role exists; open it
+            # while the locks and the records are settled.
+            self._connect_early(names.database) as instance_db,
             self._conn() as conn,
             self._lock_binding(conn, request.instance_id, request.binding_id, first=read) as held,
         ):
@@ -436,9 +451,10 @@ class SharedBackend:
                 if existing.state == "ready":
                     return self._bind_result(False, inst, existing.role_name, password)
                 record = existing
+                verifier = scram_sha256_verifier(password)
                 log.info("resuming an unfinished bind %s", request.binding_id)
             else:
-                password = generate_password()
+                password = new_password
                 record = BindingRecord(
                     binding_id=request.binding_id,
                     instance_id=request.instance_id,
@@ -453,17 +469,15 @@ class SharedBackend:
                     state="creating",
                 )
                 shared_state.insert_binding(conn, record)
+                verifier = new_verifier.result()
             crash_point("bind.after_record")
-            names = InstanceNames.for_instance(request.instance_id)
             read_only = bool(parameters.get("read_only", False))
-            # The instance's database is needed after the role exists; open it meanwhile.
-            with self._connect_early(names.database) as instance_db:
-                shared_sql.create_login_role(conn, record.role_name, password, names, read_only=read_only)
-                with instance_db.connect(names.database) as db_conn:
-                    if read_only:
-                        shared_sql.grant_reader_existing(db_conn, names)
-                    else:
-                        shared_sql.share_login_role_objects(db_conn, record.role_name, names)
+            shared_sql.create_login_role(conn, record.role_name, verifier, names, read_only=read_only)
+            with instance_db.connect(names.database) as db_conn:
+                if read_only:
+                    shared_sql.grant_reader_existing(db_conn, names)
+                else:
+                    shared_sql.share_login_role_objects(db_conn, record.role_name, names)
             crash_point("bind.after_role")
             shared_state.set_binding_state(conn, request.binding_id, "ready", release=held)
             return self._bind_result(True, inst, record.role_name, password)
@@ -489,17 +503,21 @@ class SharedBackend:
         )
 
     def unbind(self, instance_id: str, binding_id: str) -> None:
+        names = InstanceNames.for_instance(instance_id)
         mark = shared_state.mark_binding_deleting_statement(binding_id, instance_id)
-        with self._conn() as conn, self._lock_binding(conn, instance_id, binding_id, first=mark) as held:
+        with (
+            # The role's objects pass to the owner in the instance's database;
+            # open it while the locks and the record are settled.
+            self._connect_early(names.database) as instance_db,
+            self._conn() as conn,
+            self._lock_binding(conn, instance_id, binding_id, first=mark) as held,
+        ):
             assert held.first is not None
             role = shared_state.role_to_drop(held.first)
             if role is None:
                 raise BindingNotFound("this service binding does not exist")
             crash_point("unbind.after_mark_deleting")
-            names = InstanceNames.for_instance(instance_id)
-            # Its objects pass to the owner in the instance's database; open it meanwhile.
-            with self._connect_early(names.database) as instance_db:
-                shared_sql.drop_login_role(conn, instance_db.connect, role, names)
+            shared_sql.drop_login_role(conn, instance_db.connect, role, names)
             crash_point("unbind.after_drop_role")
             shared_state.delete_binding(conn, binding_id, release=held)
             crash_point("unbind.after_delete_record")

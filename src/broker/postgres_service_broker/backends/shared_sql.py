@@ -4,8 +4,8 @@ Every statement is idempotent or guarded by an existence check, so running a
 step twice (a retry after a crash, a second broker) converges on the same
 result. Identifiers are composed with `psycopg.sql.Identifier`; values are
 bound parameters; nothing from a request is spliced into SQL text. Passwords
-are sent as SCRAM verifiers computed on the client, so the plain password never
-reaches the server, its logs or ``pg_stat_activity``.
+are sent as SCRAM verifiers computed on the client (``scram.py``), so the plain
+password never reaches the server, its logs or ``pg_stat_activity``.
 
 The broker, the benchmark's direct-SQL baseline and the user-provided-service
 helper all use these functions, so they issue exactly the same SQL.
@@ -57,16 +57,26 @@ def create_group_roles(conn: psycopg.Connection, names: InstanceNames) -> None:
 
 
 def create_database(conn: psycopg.Connection, names: InstanceNames, connection_limit: int) -> None:
-    """The instance's database, owned by the owner role, closed to everyone else."""
-    db = sql.Identifier(names.database)
+    """The instance's database, owned by the owner role; `restrict_database` must follow.
+
+    Two steps because the database can be connected to from here on, and a
+    caller may start opening that connection while the second step runs.
+    """
     if not database_exists(conn, names.database):
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}").format(
-                db, sql.Identifier(names.owner_role), sql.Literal(connection_limit)
+                sql.Identifier(names.database),
+                sql.Identifier(names.owner_role),
+                sql.Literal(connection_limit),
             )
         )
     else:
         set_connection_limit(conn, names, connection_limit)
+
+
+def restrict_database(conn: psycopg.Connection, names: InstanceNames) -> None:
+    """Close the instance's database to everyone but its own roles (PUBLIC may connect to a new one)."""
+    db = sql.Identifier(names.database)
     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
     conn.execute(
         sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, sql.Identifier(names.reader_role))
@@ -118,20 +128,16 @@ def set_extensions(db_conn: psycopg.Connection, wanted: Iterable[str], drop_othe
             db_conn.execute(sql.SQL("DROP EXTENSION IF EXISTS {}").format(sql.Identifier(ext)))
 
 
-def scram_verifier(conn: psycopg.Connection, role: str, password: str) -> str:
-    """The SCRAM-SHA-256 verifier for a password, computed by libpq on the client."""
-    return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-
-
 def create_login_role(
     conn: psycopg.Connection,
     role: str,
-    password: str,
+    verifier: str,
     names: InstanceNames,
     *,
     read_only: bool,
 ) -> None:
-    """A binding's LOGIN role: member of the owner role (or the read-only group).
+    """A binding's LOGIN role with the password `verifier` (``scram.scram_sha256_verifier``), member
+    of the owner role (or the read-only group).
 
     Each session starts as the group role (``ALTER ROLE .. SET role``), so the
     tables a binding creates belong to the owner and stay usable by the next
@@ -139,10 +145,9 @@ def create_login_role(
     """
     ident = sql.Identifier(role)
     group = names.reader_role if read_only else names.owner_role
-    verifier = sql.Literal(scram_verifier(conn, role, password))
     attrs = sql.SQL(
         "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
-    ).format(verifier)
+    ).format(sql.Literal(verifier))
     if role_exists(conn, role):
         conn.execute(sql.SQL("ALTER ROLE {} WITH {}").format(ident, attrs))
     else:
