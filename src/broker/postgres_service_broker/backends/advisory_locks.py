@@ -17,12 +17,12 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import errors
 
 from postgres_service_broker.backends.base import Busy
+from postgres_service_broker.backends.statements import Statement
 
 IDLE = psycopg.pq.TransactionStatus.IDLE
 
@@ -36,13 +36,6 @@ def lock_key(kind: str, ident: str) -> int:
 class AdvisoryLock:
     key: int
     shared: bool = False
-
-
-class Statement(NamedTuple):
-    """One SQL statement and its parameters, sent with server-side binding."""
-
-    sql: str
-    params: Sequence[Any]
 
 
 def _calls(locks: Sequence[AdvisoryLock], verb: str) -> str:
@@ -69,8 +62,8 @@ class HeldLocks:
         # The result of the statement passed as `first=`, run once the locks were granted.
         self.first = first
 
-    def release_after(self, statement: str, params: Sequence[object]) -> None:
-        """Run one data-modifying `statement` and give the locks back when it commits, in one round trip.
+    def releasing(self, write: Statement) -> Statement:
+        """One data-modifying statement that also gives the locks back when its transaction commits.
 
         Each session lock is handed over to the statement's own transaction
         (``pg_advisory_xact_lock`` on a key this session holds is granted at
@@ -78,6 +71,9 @@ class HeldLocks:
         commit. So nobody can take a lock before the write is visible, exactly
         as with "commit, then unlock", one round trip sooner. A data-modifying
         WITH runs to completion whether or not the outer query reads it.
+
+        Call `mark_released` once the statement has run; until then (if it
+        failed, say) the block still gives the locks back on its way out.
         """
         locks = list(reversed(self._locks))
         handover = ", ".join(
@@ -86,8 +82,16 @@ class HeldLocks:
             for lock in locks
         )
         keys = [key for lock in locks for key in (lock.key, lock.key)]
-        self._conn.execute(f"WITH written AS ({statement}) SELECT {handover}", [*params, *keys])
+        return Statement(f"WITH written AS ({write.sql}) SELECT {handover}", [*write.params, *keys])
+
+    def mark_released(self) -> None:
         self.released = True
+
+    def release_after(self, write: Statement) -> None:
+        """Run `write` and give the locks back when it commits, in one round trip (see `releasing`)."""
+        statement = self.releasing(write)
+        self._conn.execute(statement.sql, statement.params)
+        self.mark_released()
 
 
 @contextmanager

@@ -35,7 +35,6 @@ BIND_POINTS = (
 )
 UNBIND_POINTS = (
     "unbind.after_mark_deleting",
-    "unbind.after_drop_role",
     "unbind.after_delete_record",
 )
 DEPROVISION_POINTS = (

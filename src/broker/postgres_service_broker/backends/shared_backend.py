@@ -24,7 +24,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from postgres_service_broker.backends import shared_sql, shared_state
 from postgres_service_broker.backends.advisory_locks import (
     AdvisoryLock,
-    Statement,
     advisory_lock,
     advisory_locks,
     is_locked_exclusively,
@@ -51,6 +50,7 @@ from postgres_service_broker.backends.early_connection import EarlyConnection, e
 from postgres_service_broker.backends.fault_injection import crash_point
 from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
 from postgres_service_broker.backends.shared_state import BindingRecord, InstanceRecord
+from postgres_service_broker.backends.statements import Statement
 from postgres_service_broker.catalog import Catalog
 from postgres_service_broker.config import BrokerConfig, DatabaseConfig
 from postgres_service_broker.credentials import build_credentials, generate_password
@@ -370,8 +370,11 @@ class SharedBackend:
             names = InstanceNames.for_instance(instance_id)
             shared_sql.drop_database(conn, names)
             crash_point("deprovision.after_drop_database")
-            shared_sql.drop_instance_roles(conn, names, roles)
-            shared_state.delete_instance(conn, instance_id, release=held)  # cascades to binding rows
+            # The record goes (its bindings' rows with it) and the lock is given
+            # back in the same transaction as the last role.
+            delete = held.releasing(shared_state.delete_instance_statement(instance_id))
+            shared_sql.drop_instance_roles(conn, names, roles, after=delete)
+            held.mark_released()
             crash_point("deprovision.after_delete_record")
 
     def fetch_instance(self, instance_id: str) -> InstanceView:
@@ -517,9 +520,10 @@ class SharedBackend:
             if role is None:
                 raise BindingNotFound("this service binding does not exist")
             crash_point("unbind.after_mark_deleting")
-            shared_sql.drop_login_role(conn, instance_db.connect, role, names)
-            crash_point("unbind.after_drop_role")
-            shared_state.delete_binding(conn, binding_id, release=held)
+            # The record goes and the locks are given back in the same transaction as the role.
+            delete = held.releasing(shared_state.delete_binding_statement(binding_id))
+            shared_sql.drop_login_role(conn, instance_db.connect, role, names, after=delete)
+            held.mark_released()
             crash_point("unbind.after_delete_record")
 
     def fetch_binding(self, instance_id: str, binding_id: str) -> BindingView:

@@ -8,7 +8,10 @@ are sent as SCRAM verifiers computed on the client (``scram.py``), so the plain
 password never reaches the server, its logs or ``pg_stat_activity``.
 
 The broker, the benchmark's direct-SQL baseline and the user-provided-service
-helper all use these functions, so they issue exactly the same SQL.
+helper all use these functions, so they issue exactly the same SQL. The
+functions that end an operation take an ``after`` statement: the broker's own
+last write, sent with the last statement here in one round trip and one
+transaction (``statements.execute_with``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from postgres_service_broker.backends.shared_names import InstanceNames
+from postgres_service_broker.backends.statements import Statement, execute_with
 
 ConnectFn = Callable[[str], psycopg.Connection]
 
@@ -211,9 +215,20 @@ def terminate_sessions(conn: psycopg.Connection, role: str) -> None:
     )
 
 
-def drop_login_role(conn: psycopg.Connection, connect: ConnectFn, role: str, names: InstanceNames) -> None:
-    """Remove a binding's role without losing what it made: its objects pass to the owner."""
+def drop_login_role(
+    conn: psycopg.Connection,
+    connect: ConnectFn,
+    role: str,
+    names: InstanceNames,
+    *,
+    after: Statement | None = None,
+) -> None:
+    """Remove a binding's role without losing what it made: its objects pass to the owner.
+
+    `after` runs in the same transaction as the last statement, once the role is gone.
+    """
     if not role_exists(conn, role):
+        _execute_alone(conn, after)
         return
     ident = sql.Identifier(role)
     join_role(conn, role)
@@ -226,7 +241,13 @@ def drop_login_role(conn: psycopg.Connection, connect: ConnectFn, role: str, nam
             db_conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
     # Privileges the role may hold in the database we are connected to.
     conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+    execute_with(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(ident), after=after)
+
+
+def _execute_alone(conn: psycopg.Connection, statement: Statement | None) -> None:
+    """Run an `after` statement that found no last statement to go with."""
+    if statement is not None:
+        conn.execute(statement.sql, statement.params)
 
 
 def member_roles(conn: psycopg.Connection, names: InstanceNames) -> list[str]:
@@ -252,16 +273,31 @@ def drop_database(conn: psycopg.Connection, names: InstanceNames) -> None:
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names.database)))
 
 
-def drop_instance_roles(conn: psycopg.Connection, names: InstanceNames, extra_roles: Iterable[str]) -> None:
-    """The binding roles (recorded or still members of the groups), then the group roles."""
+def drop_instance_roles(
+    conn: psycopg.Connection,
+    names: InstanceNames,
+    extra_roles: Iterable[str],
+    *,
+    after: Statement | None = None,
+) -> None:
+    """The binding roles (recorded or still members of the groups), then the group roles.
+
+    `after` runs in the same transaction as the last statement, once every role is gone.
+    """
     for role in sorted(set(extra_roles) | set(member_roles(conn, names))):
         if role_exists(conn, role):
             join_role(conn, role)
             terminate_sessions(conn, role)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    after_sent = False
     for role in (names.reader_role, names.owner_role):
         if role_exists(conn, role):
             join_role(conn, role)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            last = role == names.owner_role
+            drop = sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role))
+            execute_with(conn, drop, after=after if last else None)
+            after_sent = last
+    if not after_sent:
+        _execute_alone(conn, after)

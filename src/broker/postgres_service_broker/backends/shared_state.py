@@ -17,7 +17,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from postgres_service_broker.backends.advisory_locks import HeldLocks, Statement
+from postgres_service_broker.backends.advisory_locks import HeldLocks
+from postgres_service_broker.backends.statements import Statement
 
 SCHEMA = "broker"
 
@@ -153,7 +154,7 @@ def _write(
     if release is None:
         conn.execute(statement, params)
     else:
-        release.release_after(statement, params)
+        release.release_after(Statement(statement, params))
 
 
 def set_instance_state(
@@ -205,8 +206,9 @@ def roles_to_drop(cur: psycopg.Cursor) -> list[str] | None:
     return [role for (role,) in rows if role is not None]
 
 
-def delete_instance(conn: psycopg.Connection, instance_id: str, *, release: HeldLocks | None = None) -> None:
-    _write(conn, release, f"DELETE FROM {SCHEMA}.service_instances WHERE instance_id = %s", (instance_id,))
+def delete_instance_statement(instance_id: str) -> Statement:
+    """Remove the instance's record (its bindings' rows go with it)."""
+    return Statement(f"DELETE FROM {SCHEMA}.service_instances WHERE instance_id = %s", (instance_id,))
 
 
 def get_binding(conn: psycopg.Connection, binding_id: str) -> BindingRecord | None:
@@ -290,5 +292,5 @@ def role_to_drop(cur: psycopg.Cursor) -> str | None:
     return row[0] if row else None
 
 
-def delete_binding(conn: psycopg.Connection, binding_id: str, *, release: HeldLocks | None = None) -> None:
-    _write(conn, release, f"DELETE FROM {SCHEMA}.service_bindings WHERE binding_id = %s", (binding_id,))
+def delete_binding_statement(binding_id: str) -> Statement:
+    return Statement(f"DELETE FROM {SCHEMA}.service_bindings WHERE binding_id = %s", (binding_id,))
