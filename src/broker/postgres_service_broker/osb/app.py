@@ -104,8 +104,10 @@ def create_app(config: BrokerConfig, service_backend: ServiceBackend) -> Flask:
     catalog = Catalog(config)
     auth = BasicAuth(config.auth)
     catalog_body = json.dumps(catalog.document())
-    instance_schema = instance_parameters_schema(config.allowed_extensions)
-    binding_schema = binding_parameters_schema()
+    check_instance_parameters = rv.ParameterCheck(
+        instance_parameters_schema(config.allowed_extensions), "service instance"
+    )
+    check_binding_parameters = rv.ParameterCheck(binding_parameters_schema(), "service binding")
 
     # -- cross-cutting: auth, version, size, identity, audit ----------------
 
@@ -264,7 +266,7 @@ def create_app(config: BrokerConfig, service_backend: ServiceBackend) -> Flask:
         context = rv.object_field(body, "context") or {}
         parameters = rv.object_field(body, "parameters") or {}
         check_maintenance(rv.maintenance_version(body))
-        rv.check_parameters(parameters, instance_schema, "service instance")
+        check_instance_parameters(parameters)
         result = call(
             lambda: service_backend.provision(
                 backend.ProvisionRequest(
@@ -295,7 +297,7 @@ def create_app(config: BrokerConfig, service_backend: ServiceBackend) -> Flask:
         version = rv.maintenance_version(body)
         check_maintenance(version)
         if parameters is not None:
-            rv.check_parameters(parameters, instance_schema, "service instance")
+            check_instance_parameters(parameters)
         call(
             lambda: service_backend.update(
                 backend.UpdateRequest(
@@ -362,7 +364,7 @@ def create_app(config: BrokerConfig, service_backend: ServiceBackend) -> Flask:
         context = rv.object_field(body, "context") or {}
         parameters = rv.object_field(body, "parameters")
         if parameters is not None:
-            rv.check_parameters(parameters, binding_schema, "service binding")
+            check_binding_parameters(parameters)
         result = call(
             lambda: service_backend.bind(
                 backend.BindRequest(
