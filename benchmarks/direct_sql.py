@@ -42,12 +42,14 @@ class DirectSql:
         shared_sql.restrict_database(self._conn, names)
         with self.connect(names.database) as db_conn:
             shared_sql.prepare_database(db_conn, names)
+        shared_sql.grant_database_access(self._conn, names)
 
     def bind(self, names: InstanceNames, role: str) -> None:
         verifier = scram_sha256_verifier(generate_password())
-        shared_sql.create_login_role(self._conn, role, verifier, names, read_only=False)
+        shared_sql.create_login_role(self._conn, role, verifier)
         with self.connect(names.database) as db_conn:
             shared_sql.share_login_role_objects(db_conn, role, names)
+        shared_sql.grant_login_role(self._conn, role, names, read_only=False)
 
     def unbind(self, names: InstanceNames, role: str) -> None:
         shared_sql.drop_login_role(self._conn, self.connect, role, names)

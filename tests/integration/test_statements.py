@@ -117,3 +117,41 @@ def _connect(pg_cluster: LocalCluster):
         return psycopg.connect(**{**pg_cluster.conninfo(), "dbname": dbname}, autocommit=True)
 
     return connect
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_granting_a_login_role_carries_the_after_statement(
+    admin_conn: psycopg.Connection, names: InstanceNames, notes: str, read_only: bool
+) -> None:
+    role = f"login_{uuid.uuid4().hex[:12]}"
+    shared_sql.create_login_role(admin_conn, role, "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5")
+    try:
+        shared_sql.grant_login_role(
+            admin_conn, role, names, read_only=read_only, after=_note(notes, "granted")
+        )
+        group = names.reader_role if read_only else names.owner_role
+        row = admin_conn.execute(
+            "SELECT pg_has_role(%s, %s, 'MEMBER'), "
+            "(SELECT setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+            "WHERE r.rolname = %s AND s.setdatabase = 0)",
+            (role, group, role),
+        ).fetchone()
+        assert row is not None
+        assert row[0], f"{role} is not a member of {group}"
+        assert f"role={group}" in row[1]
+        assert ("default_transaction_read_only=on" in row[1]) is read_only
+        assert _notes(admin_conn, notes) == ["granted"]
+    finally:
+        admin_conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_failed_grant_leaves_the_after_statement_undone(
+    admin_conn: psycopg.Connection, names: InstanceNames, notes: str
+) -> None:
+    with pytest.raises(errors.UndefinedObject):
+        shared_sql.grant_login_role(
+            admin_conn, "no_such_role", names, read_only=False, after=_note(notes, "granted")
+        )
+    with pytest.raises(errors.InvalidCatalogName):
+        shared_sql.grant_database_access(admin_conn, names, after=_note(notes, "granted"))
+    assert _notes(admin_conn, notes) == []

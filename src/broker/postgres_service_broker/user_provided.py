@@ -191,10 +191,11 @@ def _make(conn: psycopg.Connection, names: UpsNames, password: str, connection_l
     shared_sql.restrict_database(conn, names.instance)
     with admin_connect(names.instance.database) as db_conn:
         shared_sql.prepare_database(db_conn, names.instance)
-        verifier = scram_sha256_verifier(password)
-        shared_sql.create_login_role(conn, names.login_role, verifier, names.instance, read_only=False)
+        shared_sql.grant_database_access(conn, names.instance)
+        shared_sql.create_login_role(conn, names.login_role, scram_sha256_verifier(password))
         # As the broker's bind does: tables made after SET ROLE NONE stay shared.
         shared_sql.share_login_role_objects(db_conn, names.login_role, names.instance)
+    shared_sql.grant_login_role(conn, names.login_role, names.instance, read_only=False)
 
 
 def _remove(conn: psycopg.Connection, names: UpsNames) -> None:

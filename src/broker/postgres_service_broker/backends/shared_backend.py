@@ -304,7 +304,11 @@ class SharedBackend:
                     if extensions:
                         shared_sql.set_extensions(db_conn, extensions, ())
             crash_point("provision.before_mark_ready")
-            shared_state.set_instance_state(conn, request.instance_id, "ready", release=held)
+            # The record says ready, and the lock is given back, in the same
+            # transaction as the last grant.
+            ready = held.releasing(shared_state.set_instance_state_statement(request.instance_id, "ready"))
+            shared_sql.grant_database_access(conn, names, after=ready)
+            held.mark_released()
         return ProvisionResult(created=True)
 
     def _check_extensions_available(self, conn: psycopg.Connection, extensions: list[str]) -> None:
@@ -475,14 +479,18 @@ class SharedBackend:
                 verifier = new_verifier.result()
             crash_point("bind.after_record")
             read_only = bool(parameters.get("read_only", False))
-            shared_sql.create_login_role(conn, record.role_name, verifier, names, read_only=read_only)
+            shared_sql.create_login_role(conn, record.role_name, verifier)
             with instance_db.connect(names.database) as db_conn:
                 if read_only:
                     shared_sql.grant_reader_existing(db_conn, names)
                 else:
                     shared_sql.share_login_role_objects(db_conn, record.role_name, names)
             crash_point("bind.after_role")
-            shared_state.set_binding_state(conn, request.binding_id, "ready", release=held)
+            # The record says ready, and the locks are given back, in the same
+            # transaction as the role's last grant.
+            ready = held.releasing(shared_state.set_binding_state_statement(request.binding_id, "ready"))
+            shared_sql.grant_login_role(conn, record.role_name, names, read_only=read_only, after=ready)
+            held.mark_released()
             return self._bind_result(True, inst, record.role_name, password)
 
     def _credentials(self, inst: InstanceRecord, role: str, password: str) -> dict[str, Any]:

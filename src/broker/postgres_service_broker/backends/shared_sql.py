@@ -61,10 +61,10 @@ def create_group_roles(conn: psycopg.Connection, names: InstanceNames) -> None:
 
 
 def create_database(conn: psycopg.Connection, names: InstanceNames, connection_limit: int) -> None:
-    """The instance's database, owned by the owner role; `restrict_database` must follow.
+    """The instance's database, owned by the owner role; `restrict_database` must follow at once.
 
-    Two steps because the database can be connected to from here on, and a
-    caller may start opening that connection while the second step runs.
+    A step of its own because the database can be connected to from here on,
+    and a caller may start opening that connection while the next step runs.
     """
     if not database_exists(conn, names.database):
         conn.execute(
@@ -79,12 +79,21 @@ def create_database(conn: psycopg.Connection, names: InstanceNames, connection_l
 
 
 def restrict_database(conn: psycopg.Connection, names: InstanceNames) -> None:
-    """Close the instance's database to everyone but its own roles (PUBLIC may connect to a new one)."""
-    db = sql.Identifier(names.database)
-    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
-    conn.execute(
-        sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, sql.Identifier(names.reader_role))
+    """Close the instance's database to everyone but its owner (PUBLIC may connect to a new one)."""
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(names.database)))
+
+
+def grant_database_access(
+    conn: psycopg.Connection, names: InstanceNames, *, after: Statement | None = None
+) -> None:
+    """Let the read-only group connect: the last step of making an instance (no binding exists before).
+
+    `after` runs in the same transaction.
+    """
+    grant = sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+        sql.Identifier(names.database), sql.Identifier(names.reader_role)
     )
+    execute_with(conn, grant, after=after)
 
 
 def set_connection_limit(conn: psycopg.Connection, names: InstanceNames, limit: int) -> None:
@@ -132,23 +141,13 @@ def set_extensions(db_conn: psycopg.Connection, wanted: Iterable[str], drop_othe
             db_conn.execute(sql.SQL("DROP EXTENSION IF EXISTS {}").format(sql.Identifier(ext)))
 
 
-def create_login_role(
-    conn: psycopg.Connection,
-    role: str,
-    verifier: str,
-    names: InstanceNames,
-    *,
-    read_only: bool,
-) -> None:
-    """A binding's LOGIN role with the password `verifier` (``scram.scram_sha256_verifier``), member
-    of the owner role (or the read-only group).
+def create_login_role(conn: psycopg.Connection, role: str, verifier: str) -> None:
+    """A binding's LOGIN role with the password `verifier` (``scram.scram_sha256_verifier``), no more.
 
-    Each session starts as the group role (``ALTER ROLE .. SET role``), so the
-    tables a binding creates belong to the owner and stay usable by the next
-    binding after this one is gone.
+    `grant_login_role` makes it a member of its instance's group: the last step
+    of a bind, once the objects in the instance's database are prepared.
     """
     ident = sql.Identifier(role)
-    group = names.reader_role if read_only else names.owner_role
     attrs = sql.SQL(
         "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
     ).format(sql.Literal(verifier))
@@ -156,11 +155,34 @@ def create_login_role(
         conn.execute(sql.SQL("ALTER ROLE {} WITH {}").format(ident, attrs))
     else:
         conn.execute(sql.SQL("CREATE ROLE {} WITH {}").format(ident, attrs))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
     join_role(conn, role)
-    conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(group)))
-    if read_only:
-        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
+
+
+def grant_login_role(
+    conn: psycopg.Connection,
+    role: str,
+    names: InstanceNames,
+    *,
+    read_only: bool,
+    after: Statement | None = None,
+) -> None:
+    """Make a binding's role a member of the owner role (or the read-only group).
+
+    Each session starts as the group role (``ALTER ROLE .. SET role``), so the
+    tables a binding creates belong to the owner and stay usable by the next
+    binding after this one is gone. `after` runs in the same transaction as
+    the last statement.
+    """
+    ident = sql.Identifier(role)
+    group = names.reader_role if read_only else names.owner_role
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
+    set_role = sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(group))
+    if not read_only:
+        execute_with(conn, set_role, after=after)
+        return
+    conn.execute(set_role)
+    read_only_sessions = sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
+    execute_with(conn, read_only_sessions, after=after)
 
 
 def share_login_role_objects(db_conn: psycopg.Connection, role: str, names: InstanceNames) -> None:

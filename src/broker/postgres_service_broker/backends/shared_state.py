@@ -17,7 +17,6 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from postgres_service_broker.backends.advisory_locks import HeldLocks
 from postgres_service_broker.backends.statements import Statement
 
 SCHEMA = "broker"
@@ -147,22 +146,8 @@ def was_inserted(cur: psycopg.Cursor) -> bool:
     return cur.rowcount == 1
 
 
-def _write(
-    conn: psycopg.Connection, release: HeldLocks | None, statement: str, params: tuple[Any, ...]
-) -> None:
-    """Run a write; with `release`, the same round trip gives the operation's locks back once it commits."""
-    if release is None:
-        conn.execute(statement, params)
-    else:
-        release.release_after(Statement(statement, params))
-
-
-def set_instance_state(
-    conn: psycopg.Connection, instance_id: str, state: str, *, release: HeldLocks | None = None
-) -> None:
-    _write(
-        conn,
-        release,
+def set_instance_state_statement(instance_id: str, state: str) -> Statement:
+    return Statement(
         f"UPDATE {SCHEMA}.service_instances SET state = %s, updated_at = now() WHERE instance_id = %s",
         (state, instance_id),
     )
@@ -266,14 +251,9 @@ def insert_binding(conn: psycopg.Connection, rec: BindingRecord) -> None:
     )
 
 
-def set_binding_state(
-    conn: psycopg.Connection, binding_id: str, state: str, *, release: HeldLocks | None = None
-) -> None:
-    _write(
-        conn,
-        release,
-        f"UPDATE {SCHEMA}.service_bindings SET state = %s WHERE binding_id = %s",
-        (state, binding_id),
+def set_binding_state_statement(binding_id: str, state: str) -> Statement:
+    return Statement(
+        f"UPDATE {SCHEMA}.service_bindings SET state = %s WHERE binding_id = %s", (state, binding_id)
     )
 
 
