@@ -137,15 +137,20 @@ def accepts_incomplete(args: dict[str, str]) -> bool:
 class ParameterCheck:
     """Refuses unknown parameters (listing the accepted ones) and values of the wrong type.
 
-    Built once per schema, when the app starts: a request pays only for the check.
+    Built once per schema, when the app starts: a request pays only for the
+    check. Most requests send no parameters at all, and whether the schema
+    accepts ``{}`` is settled here, once.
     """
 
     def __init__(self, schema: dict[str, Any], what: str) -> None:
         self._accepted = sorted(schema.get("properties", {}))
         self._validator = jsonschema.Draft4Validator(schema)
         self._what = what
+        self._empty_is_valid = self._validator.is_valid({})
 
     def __call__(self, parameters: dict[str, Any]) -> None:
+        if not parameters and self._empty_is_valid:
+            return
         what, accepted = self._what, self._accepted
         unknown = sorted(set(parameters) - set(accepted))
         if unknown:
