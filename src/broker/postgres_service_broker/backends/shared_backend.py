@@ -3,8 +3,10 @@
 Every operation takes an advisory lock for the instance (exclusive to create,
 change or delete it; shared to bind and unbind), then reads the record, then
 makes the objects. The lock settles races between brokers; the record, written
-before and removed after the objects, lets any broker finish what a crashed
-one began. All operations complete before the response: none is asynchronous.
+before the objects are made and removed with the last of them, lets any broker
+finish what a crashed one began. An operation's last record write and the
+lock's release travel with its last DDL statement, in one transaction. All
+operations complete before the response: none is asynchronous.
 """
 
 from __future__ import annotations

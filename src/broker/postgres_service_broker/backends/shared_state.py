@@ -3,8 +3,10 @@
 This is what makes the broker stateless: any broker process can answer any
 request, and the record lives and fails over with the data it describes. A row
 is written (state ``creating``) *before* the objects it names are made and
-removed only *after* they are gone, so after a crash at any point the row says
-what to finish or clean up.
+removed only once they are gone (in the same transaction as the last of them),
+so after a crash at any point the row says what to finish or clean up. The
+writes that end an operation (``ready``, or the removal) are statements the
+caller sends along with its last DDL statement, in one round trip.
 """
 
 from __future__ import annotations
