@@ -11,12 +11,12 @@ state records and the sealing of passwords. Keep this in step with
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import psycopg
 
+from benchmarks.broker_client import timed_steps
 from benchmarks.target import Target
 from postgres_service_broker.backends import shared_sql
 from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
@@ -61,11 +61,15 @@ class DirectSql:
 
     def lifecycle(self) -> float:
         """The same four steps as `BrokerClient.lifecycle`, on new names; the seconds it took."""
+        return sum(self.lifecycle_steps())
+
+    def lifecycle_steps(self) -> tuple[float, ...]:
+        """The same lifecycle; the seconds each of its steps (`broker_client.STEPS`) took."""
         names = InstanceNames.for_instance(str(uuid.uuid4()))
         role = binding_role(str(uuid.uuid4()))
-        started = time.perf_counter()
-        self.provision(names)
-        self.bind(names, role)
-        self.unbind(names, role)
-        self.deprovision(names)
-        return time.perf_counter() - started
+        return timed_steps(
+            lambda: self.provision(names),
+            lambda: self.bind(names, role),
+            lambda: self.unbind(names, role),
+            lambda: self.deprovision(names),
+        )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from benchmarks.broker_client import BrokerClient
+from benchmarks.broker_client import STEPS, BrokerClient
 from benchmarks.direct_sql import DirectSql
 from benchmarks.target import Target
 from postgres_service_broker.backends.shared_names import InstanceNames
@@ -39,6 +39,9 @@ class OverheadResult:
     broker_ms: float
     direct_ms: float
     runs: int
+    # Medians of each step (`STEPS`), on each side: where the difference lies.
+    broker_step_ms: tuple[float, ...] = ()
+    direct_step_ms: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -49,6 +52,13 @@ class OverheadResult:
             f"broker_overhead_ratio: {self.ratio:.2f} (broker {self.broker_ms:.1f} ms / direct SQL "
             f"{self.direct_ms:.1f} ms, median of {self.runs} interleaved lifecycles each; goal <= 1.10)"
         )
+
+    def steps_note(self) -> str:
+        steps = ", ".join(
+            f"{step} {broker:.1f} / {direct:.1f} ms ({broker - direct:+.1f})"
+            for step, broker, direct in zip(STEPS, self.broker_step_ms, self.direct_step_ms, strict=True)
+        )
+        return f"median of each step, broker / direct SQL: {steps}"
 
 
 def measure_overhead(target: Target, runs: int, warmup: int = 2) -> OverheadResult:
@@ -62,19 +72,29 @@ def measure_overhead(target: Target, runs: int, warmup: int = 2) -> OverheadResu
         for _ in range(warmup):
             client.lifecycle()
             direct.lifecycle()
-        broker_s: list[float] = []
-        direct_s: list[float] = []
+        broker_steps: list[tuple[float, ...]] = []
+        direct_steps: list[tuple[float, ...]] = []
         for i in range(runs):
             if i % 2 == 0:
-                broker_s.append(client.lifecycle())
-                direct_s.append(direct.lifecycle())
+                broker_steps.append(client.lifecycle_steps())
+                direct_steps.append(direct.lifecycle_steps())
             else:
-                direct_s.append(direct.lifecycle())
-                broker_s.append(client.lifecycle())
+                direct_steps.append(direct.lifecycle_steps())
+                broker_steps.append(client.lifecycle_steps())
     finally:
         client.close()
         direct.close()
-    return OverheadResult(_ms(statistics.median(broker_s)), _ms(statistics.median(direct_s)), runs)
+    return OverheadResult(
+        broker_ms=_ms(statistics.median(sum(steps) for steps in broker_steps)),
+        direct_ms=_ms(statistics.median(sum(steps) for steps in direct_steps)),
+        runs=runs,
+        broker_step_ms=_step_medians_ms(broker_steps),
+        direct_step_ms=_step_medians_ms(direct_steps),
+    )
+
+
+def _step_medians_ms(lifecycles: list[tuple[float, ...]]) -> tuple[float, ...]:
+    return tuple(_ms(statistics.median(step)) for step in zip(*lifecycles, strict=True))
 
 
 # -- provisioning as instances pile up -------------------------------------------

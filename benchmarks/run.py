@@ -95,6 +95,7 @@ def run(env: BenchEnvironment) -> int:
     figure(measure_release_build().line())
     overhead = measurements.measure_overhead(target, lifecycles)
     figure(overhead.line())
+    note(overhead.steps_note())
 
     concurrency = measurements.measure_concurrency(
         target, clients=clients, per_client=PER_CLIENT_RUNS, single_runs=SINGLE_CLIENT_RUNS

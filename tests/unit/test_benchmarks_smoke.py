@@ -70,6 +70,10 @@ def test_overhead_measures_both_sides(target: Target) -> None:
     assert result.direct_ms > 0
     assert result.ratio > 0
     assert result.line().startswith("broker_overhead_ratio: ")
+    assert len(result.broker_step_ms) == len(result.direct_step_ms) == 4
+    assert all(ms > 0 for ms in result.broker_step_ms + result.direct_step_ms)
+    note = result.steps_note()
+    assert all(step in note for step in ("provision", "bind", "unbind", "deprovision"))
 
 
 @pytest.mark.usefixtures("leaves_nothing")
