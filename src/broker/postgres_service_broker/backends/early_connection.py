@@ -1,12 +1,13 @@
 """A connection to an instance's database, opened in the background while an operation goes on.
 
-Provisioning, binding and unbinding each need a second connection, to the
-instance's own database, part-way through. Opening it (TCP, then a SCRAM
-exchange, then a new server process) costs a few milliseconds, during which
-the broker would only wait. So the operation starts opening it as soon as the
-database can exist (at once for a bind or unbind, right after CREATE DATABASE
-for a provision) and goes on with its statements on the admin connection
-meanwhile: by the time it asks for the connection, it is usually ready.
+Binding and unbinding each need a second connection, to the instance's own
+database, part-way through. Opening it (TCP, then a SCRAM exchange, then a
+new server process) costs a few milliseconds, during which the broker would
+only wait. So the operation starts opening it at once and goes on with its
+locks and statements on the admin connection meanwhile: by the time it asks
+for the connection, it is usually ready. (A provision gains nothing this way:
+only one short statement can run between CREATE DATABASE and the connection,
+and libpq's SCRAM exchange holds Python's GIL for about 2 ms, stalling it.)
 
 A connection that ends up unused (the role was already gone, say) is closed
 as soon as it is open; one that could not be opened raises only when asked

@@ -297,14 +297,12 @@ class SharedBackend:
             crash_point("provision.after_group_roles")
             shared_sql.create_database(conn, names, plan.connection_limit)
             crash_point("provision.after_create_database")
-            # The database exists: open a connection to it while it is being restricted.
-            with self._connect_early(names.database) as new_db:
-                shared_sql.restrict_database(conn, names)
-                with new_db.connect(names.database) as db_conn:
-                    shared_sql.prepare_database(db_conn, names)
-                    crash_point("provision.after_prepare_database")
-                    if extensions:
-                        shared_sql.set_extensions(db_conn, extensions, ())
+            shared_sql.restrict_database(conn, names)
+            with self._connect(names.database) as db_conn:
+                shared_sql.prepare_database(db_conn, names)
+                crash_point("provision.after_prepare_database")
+                if extensions:
+                    shared_sql.set_extensions(db_conn, extensions, ())
             crash_point("provision.before_mark_ready")
             # The record says ready, and the lock is given back, in the same
             # transaction as the last grant.

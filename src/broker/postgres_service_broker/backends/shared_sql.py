@@ -61,11 +61,7 @@ def create_group_roles(conn: psycopg.Connection, names: InstanceNames) -> None:
 
 
 def create_database(conn: psycopg.Connection, names: InstanceNames, connection_limit: int) -> None:
-    """The instance's database, owned by the owner role; `restrict_database` must follow at once.
-
-    A step of its own because the database can be connected to from here on,
-    and a caller may start opening that connection while the next step runs.
-    """
+    """The instance's database, owned by the owner role; `restrict_database` must follow at once."""
     if not database_exists(conn, names.database):
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}").format(
