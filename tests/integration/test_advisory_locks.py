@@ -12,7 +12,7 @@ import pytest
 from postgres_service_broker.backends.advisory_locks import AdvisoryLock, advisory_locks, lock_key
 from postgres_service_broker.backends.base import Busy
 from postgres_service_broker.backends.shared_backend import check_pooled_connection
-from postgres_service_broker.backends.statements import Statement
+from postgres_service_broker.backends.statements import Statement, execute_with
 from postgres_service_broker.local_cluster import LocalCluster
 
 
@@ -132,9 +132,10 @@ def test_locks_given_back_by_the_last_write_stay_taken_until_it_commits(
         try:
             with advisory_locks(mine, locks, what="this test's objects") as held:
                 # Slow on purpose: the locks are handed over while this runs.
-                held.release_after(
-                    Statement("UPDATE lock_handover SET x = 1 WHERE pg_sleep(0.5) IS NOT NULL", ())
-                )
+                slow_write = Statement("UPDATE lock_handover SET x = 1 WHERE pg_sleep(0.5) IS NOT NULL", ())
+                # As an operation's last DDL statement carries it (statements.execute_with).
+                execute_with(mine, "SELECT 1", after=held.releasing(slow_write))
+                held.mark_released()
                 assert held.released
             outcome.append(None)
         except BaseException as exc:

@@ -51,7 +51,7 @@ def _release(conn: psycopg.Connection, locks: Sequence[AdvisoryLock]) -> None:
 
 
 class HeldLocks:
-    """The locks of an `advisory_locks` block; `release_after` lets its last write give them back."""
+    """The locks of an `advisory_locks` block; `releasing` lets its last write give them back."""
 
     def __init__(
         self, conn: psycopg.Connection, locks: Sequence[AdvisoryLock], first: psycopg.Cursor | None = None
@@ -87,12 +87,6 @@ class HeldLocks:
     def mark_released(self) -> None:
         self.released = True
 
-    def release_after(self, write: Statement) -> None:
-        """Run `write` and give the locks back when it commits, in one round trip (see `releasing`)."""
-        statement = self.releasing(write)
-        self._conn.execute(statement.sql, statement.params)
-        self.mark_released()
-
 
 @contextmanager
 def advisory_locks(
@@ -105,7 +99,7 @@ def advisory_locks(
     """Hold `locks` for the block, taken in the order given; raise `Busy` when a wait passes ``lock_timeout``.
 
     One statement takes them all and one gives them back (or the block's last
-    write does, see `HeldLocks.release_after`), so an operation pays at most
+    write does, see `HeldLocks.releasing`), so an operation pays at most
     two round trips for its locks however many it needs. The connection
     carries its ``lock_timeout`` from the start (a connection option).
 
@@ -146,8 +140,8 @@ def advisory_locks(
     try:
         yield held
     finally:
-        # Also after a failed `release_after`: releasing a lock it did give
-        # back only draws a warning.
+        # Also after a failed `releasing` statement: releasing a lock it did
+        # give back only draws a warning.
         if not held.released and not conn.closed and conn.info.transaction_status == IDLE:
             _release(conn, list(reversed(locks)))
 

@@ -30,21 +30,17 @@ def execute_with(
     query: Query,
     params: Sequence[Any] | None = None,
     *,
-    before: Statement | None = None,
     after: Statement | None = None,
 ) -> psycopg.Cursor:
-    """Run `query` with `before` ahead of it and `after` behind it, in one round trip and one transaction.
+    """Run `query` with `after` behind it, in one round trip and one transaction.
 
-    Returns `query`'s cursor. If any of them fails, the transaction is aborted
-    (none takes effect) and the error is raised. Statements that cannot run in
-    a transaction block (CREATE DATABASE, DROP DATABASE) cannot take part.
+    Returns `query`'s cursor. If either fails, the transaction is aborted
+    (neither takes effect) and the error is raised. Statements that cannot run
+    in a transaction block (CREATE DATABASE, DROP DATABASE) cannot take part.
     """
-    if before is None and after is None:
+    if after is None:
         return conn.execute(query, params)
     with conn.pipeline():
-        if before is not None:
-            conn.execute(before.sql, before.params)
         cursor = conn.execute(query, params)
-        if after is not None:
-            conn.execute(after.sql, after.params)
+        conn.execute(after.sql, after.params)
     return cursor
