@@ -171,14 +171,15 @@ def grant_login_role(
     """
     ident = sql.Identifier(role)
     group = names.reader_role if read_only else names.owner_role
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
-    set_role = sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(group))
-    if not read_only:
-        execute_with(conn, set_role, after=after)
-        return
-    conn.execute(set_role)
-    read_only_sessions = sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
-    execute_with(conn, read_only_sessions, after=after)
+    statements = [
+        sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident),
+        sql.SQL("ALTER ROLE {} SET role = {}").format(ident, sql.Literal(group)),
+    ]
+    if read_only:
+        statements.append(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
+    for statement in statements[:-1]:
+        conn.execute(statement)
+    execute_with(conn, statements[-1], after=after)
 
 
 def share_login_role_objects(db_conn: psycopg.Connection, role: str, names: InstanceNames) -> None:
@@ -308,14 +309,14 @@ def drop_instance_roles(
             terminate_sessions(conn, role)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-    after_sent = False
-    for role in (names.reader_role, names.owner_role):
-        if role_exists(conn, role):
-            join_role(conn, role)
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            last = role == names.owner_role
-            drop = sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role))
-            execute_with(conn, drop, after=after if last else None)
-            after_sent = last
-    if not after_sent:
+    _drop_group_role(conn, names.reader_role)
+    _drop_group_role(conn, names.owner_role, after=after)
+
+
+def _drop_group_role(conn: psycopg.Connection, role: str, *, after: Statement | None = None) -> None:
+    if not role_exists(conn, role):
         _execute_alone(conn, after)
+        return
+    join_role(conn, role)
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    execute_with(conn, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)), after=after)
