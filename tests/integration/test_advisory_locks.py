@@ -67,7 +67,7 @@ def test_a_busy_second_lock_is_busy_and_leaves_the_first_one_free(
     mine.execute("DROP TABLE IF EXISTS first_refused")
     mine.execute("CREATE TABLE first_refused (x int)")
     # A statement pipelined behind refused locks must not run at all.
-    first = Statement("INSERT INTO first_refused VALUES (%s)", (1,)) if with_first else None
+    first = [Statement("INSERT INTO first_refused VALUES (%s)", (1,))] if with_first else []
     notices: list[str] = []
     mine.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
     instance, binding = lock_key("instance", "i-2"), lock_key("binding", "b-2")
@@ -190,10 +190,9 @@ def test_the_first_statement_runs_once_the_locks_are_granted_and_sees_what_their
 
     def locked_read() -> None:
         try:
-            first = Statement("SELECT x FROM first_after_lock", ())
+            first = [Statement("SELECT x FROM first_after_lock", ())]
             with advisory_locks(mine, [AdvisoryLock(key)], what="this test's objects", first=first) as held:
-                assert held.first is not None
-                seen.append(held.first.fetchone())
+                seen.append(held.first[0].fetchone())
         except BaseException as exc:
             seen.append(exc)
 
@@ -220,6 +219,8 @@ def test_a_failing_first_statement_gives_every_lock_back(
     sessions: tuple[psycopg.Connection, psycopg.Connection],
 ) -> None:
     mine, other = sessions
+    mine.execute("DROP TABLE IF EXISTS first_undone")
+    mine.execute("CREATE TABLE first_undone (x int)")
     instance, binding = lock_key("instance", "i-6"), lock_key("binding", "b-6")
     with (
         pytest.raises(psycopg.errors.DivisionByZero),
@@ -227,10 +228,14 @@ def test_a_failing_first_statement_gives_every_lock_back(
             mine,
             [AdvisoryLock(instance, shared=True), AdvisoryLock(binding)],
             what="this test's objects",
-            first=Statement("SELECT 1 / %s", (0,)),
+            # The write before the failing statement is undone with it.
+            first=[Statement("INSERT INTO first_undone VALUES (%s)", (1,)), Statement("SELECT 1 / %s", (0,))],
         ),
     ):
-        pytest.fail("the block ran although its first statement failed")
+        pytest.fail("the block ran although its first statements failed")
+    rows = mine.execute("SELECT count(*) FROM first_undone").fetchone()
+    mine.execute("DROP TABLE first_undone")
+    assert rows == (0,)
     assert _held_by_me(mine) == []
     assert _free(other, instance)
     assert _free(other, binding)

@@ -5,9 +5,9 @@ dies, PostgreSQL drops the session and the lock with it, so nothing stays
 locked after a crash. Waiting is bounded by the connection's ``lock_timeout``; a request that
 cannot get its lock in time is told to retry (OSB ``ConcurrencyError``).
 
-An operation's first statement can travel with its locks (``first=``), so taking
+An operation's first statements can travel with its locks (``first=``), so taking
 the locks costs no round trip of its own. See `advisory_locks` for why that is
-as safe as running it after them.
+as safe as sending them once the locks are granted.
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ class HeldLocks:
     """The locks of an `advisory_locks` block; `releasing` lets its last write give them back."""
 
     def __init__(
-        self, conn: psycopg.Connection, locks: Sequence[AdvisoryLock], first: psycopg.Cursor | None = None
+        self, conn: psycopg.Connection, locks: Sequence[AdvisoryLock], first: Sequence[psycopg.Cursor] = ()
     ) -> None:
         self._conn = conn
         self._locks = list(locks)
         self.released = False
-        # The result of the statement passed as `first=`, run once the locks were granted.
-        self.first = first
+        # The results of the statements passed as `first=`, in order, run once the locks were granted.
+        self.first = tuple(first)
 
     def releasing(self, write: Statement) -> Statement:
         """One data-modifying statement that also gives the locks back when its transaction commits.
@@ -94,7 +94,7 @@ def advisory_locks(
     locks: Sequence[AdvisoryLock],
     *,
     what: str,
-    first: Statement | None = None,
+    first: Sequence[Statement] = (),
 ) -> Iterator[HeldLocks]:
     """Hold `locks` for the block, taken in the order given; raise `Busy` when a wait passes ``lock_timeout``.
 
@@ -103,25 +103,25 @@ def advisory_locks(
     two round trips for its locks however many it needs. The connection
     carries its ``lock_timeout`` from the start (a connection option).
 
-    `first`, the operation's first statement, is pipelined behind the locks:
-    both are sent at once, in one implicit transaction (no Sync between them).
-    The server runs them in order, so `first` starts only once every lock is
-    granted and, at READ COMMITTED (which the broker's connections set), takes
-    its snapshot then: it sees everything committed by whoever held the locks
-    before, exactly as if it had been sent after them. If a lock is refused,
-    the transaction is aborted and `first` does not run at all. Its result is
-    `HeldLocks.first`.
+    `first`, the operation's first statements, are pipelined behind the
+    locks: all are sent at once, in one implicit transaction (no Sync between
+    them). The server runs them in order, so each starts only once every lock
+    is granted and, at READ COMMITTED (which the broker's connections set),
+    takes its snapshot then: it sees everything committed by whoever held the
+    locks before, exactly as if it had been sent after them. If a lock is
+    refused, or one of them fails, the transaction is aborted and none takes
+    effect. Their results are `HeldLocks.first`, in order.
     """
     keys = [lock.key for lock in locks]
     taking: psycopg.Cursor | None = None
-    result: psycopg.Cursor | None = None
+    results: list[psycopg.Cursor] = []
     try:
-        if first is None:
+        if not first:
             taking = conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
         else:
             with conn.pipeline():
                 taking = conn.execute(f"SELECT {_calls(locks, 'lock')}", keys)
-                result = conn.execute(first.sql, first.params)
+                results = [conn.execute(statement.sql, statement.params) for statement in first]
     except psycopg.Error as exc:
         # Session locks outlive the failed statement (and, pipelined, its
         # aborted transaction); give back those taken before the connection
@@ -136,7 +136,7 @@ def advisory_locks(
         if isinstance(exc, errors.LockNotAvailable):
             raise Busy(f"another operation on {what} is in progress; retry in a moment") from None
         raise
-    held = HeldLocks(conn, locks, result)
+    held = HeldLocks(conn, locks, results)
     try:
         yield held
     finally:
@@ -152,7 +152,7 @@ def advisory_lock(
     *,
     shared: bool = False,
     what: str,
-    first: Statement | None = None,
+    first: Sequence[Statement] = (),
 ) -> contextlib.AbstractContextManager[HeldLocks]:
     """Hold one advisory lock for the block; see `advisory_locks`."""
     return advisory_locks(conn, [AdvisoryLock(key, shared)], what=what, first=first)

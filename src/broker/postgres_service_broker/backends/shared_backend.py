@@ -12,9 +12,10 @@ operations complete before the response: none is asynchronous.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import select
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -232,13 +233,13 @@ class SharedBackend:
 
     # -- locks ------------------------------------------------------------
 
-    def _lock_instance(self, conn: psycopg.Connection, instance_id: str, first: Statement | None = None):
+    def _lock_instance(self, conn: psycopg.Connection, instance_id: str, first: Sequence[Statement] = ()):
         return advisory_lock(
             conn, lock_key("instance", instance_id), what="this service instance", first=first
         )
 
     def _lock_binding(
-        self, conn: psycopg.Connection, instance_id: str, binding_id: str, first: Statement | None = None
+        self, conn: psycopg.Connection, instance_id: str, binding_id: str, first: Sequence[Statement] = ()
     ):
         """The instance's lock shared (it must not go away meanwhile), then the binding's, in one go."""
         return advisory_locks(
@@ -271,11 +272,20 @@ class SharedBackend:
             state="creating",
         )
         # The usual request, a new instance without extensions, writes its
-        # record with the lock, in the same round trip; otherwise look first
-        # (extensions are checked only for a new instance, before anything is written).
-        insert = None if extensions else shared_state.insert_instance_if_absent_statement(record)
-        with self._conn() as conn, self._lock_instance(conn, request.instance_id, first=insert) as held:
-            inserted = held.first is not None and shared_state.was_inserted(held.first)
+        # record with the lock, in the same round trip, and looks up the roles
+        # the SQL starts from; otherwise look first (extensions are checked
+        # only for a new instance, before anything is written).
+        first = (
+            ()
+            if extensions
+            else (
+                shared_state.insert_instance_if_absent_statement(record),
+                shared_sql.role_existence_statement([names.owner_role, names.reader_role]),
+            )
+        )
+        with self._conn() as conn, self._lock_instance(conn, request.instance_id, first=first) as held:
+            inserted = bool(held.first) and shared_state.was_inserted(held.first[0])
+            known_roles = shared_sql.role_existence(held.first[1]) if held.first else None
             existing = None if inserted else shared_state.get_instance(conn, request.instance_id)
             if existing is not None:
                 same = _same_instance(existing, request)
@@ -293,7 +303,7 @@ class SharedBackend:
                 self._check_extensions_available(conn, extensions)
                 shared_state.insert_instance(conn, record)
             crash_point("provision.after_record")
-            shared_sql.create_group_roles(conn, names)
+            shared_sql.create_group_roles(conn, names, known_roles=known_roles)
             crash_point("provision.after_group_roles")
             shared_sql.create_database(conn, names, plan.connection_limit)
             crash_point("provision.after_create_database")
@@ -364,15 +374,17 @@ class SharedBackend:
             )
 
     def deprovision(self, instance_id: str) -> None:
-        mark = shared_state.mark_instance_deleting_statement(instance_id)
-        with self._conn() as conn, self._lock_instance(conn, instance_id, first=mark) as held:
-            assert held.first is not None
-            roles = shared_state.roles_to_drop(held.first)
+        names = InstanceNames.for_instance(instance_id)
+        first = (
+            shared_state.mark_instance_deleting_statement(instance_id),
+            shared_sql.role_existence_statement([names.owner_role]),
+        )
+        with self._conn() as conn, self._lock_instance(conn, instance_id, first=first) as held:
+            roles = shared_state.roles_to_drop(held.first[0])
             if roles is None:
                 raise InstanceNotFound("this service instance does not exist")
             crash_point("deprovision.after_mark_deleting")
-            names = InstanceNames.for_instance(instance_id)
-            shared_sql.drop_database(conn, names)
+            shared_sql.drop_database(conn, names, known_roles=shared_sql.role_existence(held.first[1]))
             crash_point("deprovision.after_drop_database")
             # The record goes (its bindings' rows with it) and the lock is given
             # back in the same transaction as the last role.
@@ -419,16 +431,39 @@ class SharedBackend:
         # A new binding's password, and its verifier hashed on another thread meanwhile.
         new_password = generate_password()
         new_verifier = self._background.submit(scram_sha256_verifier, new_password)
-        read = shared_state.instance_and_binding_statement(request.instance_id, request.binding_id)
+        new_record = BindingRecord(
+            binding_id=request.binding_id,
+            instance_id=request.instance_id,
+            role_name=binding_role(request.binding_id),
+            service_id=request.service_id,
+            plan_id=request.plan_id,
+            app_guid=request.app_guid,
+            predecessor_binding_id=request.predecessor_binding_id,
+            parameters=request.parameters or {},
+            context=request.context,
+            password_sealed=self._box.seal(new_password, request.binding_id),
+            state="creating",
+        )
+        # The records a bind starts from and the role it makes are read with
+        # the locks, in one round trip. The usual request, without a
+        # predecessor (whose parameters a rotation inherits), also writes its
+        # record there if the instance is ready and the binding new.
+        first = [
+            shared_state.instance_and_binding_statement(request.instance_id, request.binding_id),
+            shared_sql.role_existence_statement([new_record.role_name]),
+        ]
+        if request.predecessor_binding_id is None:
+            first.append(shared_state.insert_binding_if_new_statement(new_record))
         with (
             # The instance's database is needed once the role exists; open it
             # while the locks and the records are settled.
             self._connect_early(names.database) as instance_db,
             self._conn() as conn,
-            self._lock_binding(conn, request.instance_id, request.binding_id, first=read) as held,
+            self._lock_binding(conn, request.instance_id, request.binding_id, first=first) as held,
         ):
-            assert held.first is not None
-            inst, existing = shared_state.instance_and_binding(held.first)
+            inst, existing = shared_state.instance_and_binding(held.first[0])
+            known_roles = shared_sql.role_existence(held.first[1])
+            inserted = len(held.first) > 2 and shared_state.was_inserted(held.first[2])
             if inst is None or inst.state != "ready":
                 raise InvalidRequest("the service instance does not exist (or is not ready)")
             parameters = request.parameters
@@ -462,24 +497,13 @@ class SharedBackend:
                 log.info("resuming an unfinished bind %s", request.binding_id)
             else:
                 password = new_password
-                record = BindingRecord(
-                    binding_id=request.binding_id,
-                    instance_id=request.instance_id,
-                    role_name=binding_role(request.binding_id),
-                    service_id=request.service_id,
-                    plan_id=request.plan_id,
-                    app_guid=request.app_guid,
-                    predecessor_binding_id=request.predecessor_binding_id,
-                    parameters=parameters,
-                    context=request.context,
-                    password_sealed=self._box.seal(password, request.binding_id),
-                    state="creating",
-                )
-                shared_state.insert_binding(conn, record)
+                record = dataclasses.replace(new_record, parameters=parameters)
+                if not inserted:
+                    shared_state.insert_binding(conn, record)
                 verifier = new_verifier.result()
             crash_point("bind.after_record")
             read_only = bool(parameters.get("read_only", False))
-            shared_sql.create_login_role(conn, record.role_name, verifier)
+            shared_sql.create_login_role(conn, record.role_name, verifier, known_roles=known_roles)
             with instance_db.connect(names.database) as db_conn:
                 if read_only:
                     shared_sql.grant_reader_existing(db_conn, names)
@@ -515,22 +539,28 @@ class SharedBackend:
 
     def unbind(self, instance_id: str, binding_id: str) -> None:
         names = InstanceNames.for_instance(instance_id)
-        mark = shared_state.mark_binding_deleting_statement(binding_id, instance_id)
+        first = (
+            shared_state.mark_binding_deleting_statement(binding_id, instance_id),
+            # The role the record names is (nearly always) the one its id gives.
+            shared_sql.role_existence_statement([binding_role(binding_id)]),
+        )
         with (
             # The role's objects pass to the owner in the instance's database;
             # open it while the locks and the record are settled.
             self._connect_early(names.database) as instance_db,
             self._conn() as conn,
-            self._lock_binding(conn, instance_id, binding_id, first=mark) as held,
+            self._lock_binding(conn, instance_id, binding_id, first=first) as held,
         ):
-            assert held.first is not None
-            role = shared_state.role_to_drop(held.first)
+            role = shared_state.role_to_drop(held.first[0])
             if role is None:
                 raise BindingNotFound("this service binding does not exist")
             crash_point("unbind.after_mark_deleting")
             # The record goes and the locks are given back in the same transaction as the role.
             delete = held.releasing(shared_state.delete_binding_statement(binding_id))
-            shared_sql.drop_login_role(conn, instance_db.connect, role, names, after=delete)
+            known_roles = shared_sql.role_existence(held.first[1])
+            shared_sql.drop_login_role(
+                conn, instance_db.connect, role, names, known_roles=known_roles, after=delete
+            )
             held.mark_released()
             crash_point("unbind.after_delete_record")
 

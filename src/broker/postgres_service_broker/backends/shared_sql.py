@@ -11,12 +11,15 @@ The broker, the benchmark's direct-SQL baseline and the user-provided-service
 helper all use these functions, so they issue exactly the same SQL. The
 functions that end an operation take an ``after`` statement: the broker's own
 last write, sent with the last statement here in one round trip and one
-transaction (``statements.execute_with``).
+transaction (``statements.execute_with``). The functions that start one take
+``known_roles``: which of the roles they look up first exist, as the broker
+read them together with its locks (`role_existence_statement`), so that
+lookup costs no round trip of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import psycopg
 from psycopg import sql
@@ -25,10 +28,31 @@ from postgres_service_broker.backends.shared_names import InstanceNames
 from postgres_service_broker.backends.statements import Statement, execute_with
 
 ConnectFn = Callable[[str], psycopg.Connection]
+# Role name -> whether it existed when looked up (`role_existence`).
+KnownRoles = Mapping[str, bool]
 
 
-def role_exists(conn: psycopg.Connection, role: str) -> bool:
+def role_exists(conn: psycopg.Connection, role: str, known: KnownRoles | None = None) -> bool:
+    """Whether `role` exists; the answer in `known`, if it holds one, saves the query."""
+    if known is not None and role in known:
+        return known[role]
     return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+
+
+def role_existence_statement(roles: Sequence[str]) -> Statement:
+    """Which of `roles` exist, in one statement; `role_existence` reads its result.
+
+    Only the steps that start an operation may take its answers: a step that
+    creates or drops roles makes them stale for the steps after it.
+    """
+    return Statement(
+        "SELECT r, EXISTS (SELECT FROM pg_roles WHERE rolname = r) FROM unnest(%s::text[]) AS r",
+        (list(roles),),
+    )
+
+
+def role_existence(cur: psycopg.Cursor) -> dict[str, bool]:
+    return {role: bool(exists) for role, exists in cur.fetchall()}
 
 
 def database_exists(conn: psycopg.Connection, database: str) -> bool:
@@ -52,10 +76,12 @@ def join_role(conn: psycopg.Connection, role: str) -> None:
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
 
 
-def create_group_roles(conn: psycopg.Connection, names: InstanceNames) -> None:
+def create_group_roles(
+    conn: psycopg.Connection, names: InstanceNames, *, known_roles: KnownRoles | None = None
+) -> None:
     """The instance's NOLOGIN roles: the owner of everything, and a read-only group."""
     for role in (names.owner_role, names.reader_role):
-        if not role_exists(conn, role):
+        if not role_exists(conn, role, known_roles):
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
         join_role(conn, role)
 
@@ -137,7 +163,9 @@ def set_extensions(db_conn: psycopg.Connection, wanted: Iterable[str], drop_othe
             db_conn.execute(sql.SQL("DROP EXTENSION IF EXISTS {}").format(sql.Identifier(ext)))
 
 
-def create_login_role(conn: psycopg.Connection, role: str, verifier: str) -> None:
+def create_login_role(
+    conn: psycopg.Connection, role: str, verifier: str, *, known_roles: KnownRoles | None = None
+) -> None:
     """A binding's LOGIN role with the password `verifier` (``scram.scram_sha256_verifier``), no more.
 
     `grant_login_role` makes it a member of its instance's group: the last step
@@ -147,7 +175,7 @@ def create_login_role(conn: psycopg.Connection, role: str, verifier: str) -> Non
     attrs = sql.SQL(
         "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
     ).format(sql.Literal(verifier))
-    if role_exists(conn, role):
+    if role_exists(conn, role, known_roles):
         conn.execute(sql.SQL("ALTER ROLE {} WITH {}").format(ident, attrs))
     else:
         conn.execute(sql.SQL("CREATE ROLE {} WITH {}").format(ident, attrs))
@@ -240,13 +268,14 @@ def drop_login_role(
     role: str,
     names: InstanceNames,
     *,
+    known_roles: KnownRoles | None = None,
     after: Statement | None = None,
 ) -> None:
     """Remove a binding's role without losing what it made: its objects pass to the owner.
 
     `after` runs in the same transaction as the last statement, once the role is gone.
     """
-    if not role_exists(conn, role):
+    if not role_exists(conn, role, known_roles):
         _execute_alone(conn, after)
         return
     ident = sql.Identifier(role)
@@ -286,8 +315,10 @@ def drop_instance(conn: psycopg.Connection, names: InstanceNames, extra_roles: I
     drop_instance_roles(conn, names, extra_roles)
 
 
-def drop_database(conn: psycopg.Connection, names: InstanceNames) -> None:
-    if role_exists(conn, names.owner_role):
+def drop_database(
+    conn: psycopg.Connection, names: InstanceNames, *, known_roles: KnownRoles | None = None
+) -> None:
+    if role_exists(conn, names.owner_role, known_roles):
         join_role(conn, names.owner_role)  # only the owner (or its member) may drop it
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(names.database)))
 

@@ -233,23 +233,47 @@ def instance_and_binding(cur: psycopg.Cursor) -> tuple[InstanceRecord | None, Bi
     )
 
 
+_INSERT_BINDING = (
+    f"INSERT INTO {SCHEMA}.service_bindings ({_BINDING_COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _binding_values(rec: BindingRecord) -> tuple[Any, ...]:
+    return (
+        rec.binding_id,
+        rec.instance_id,
+        rec.role_name,
+        rec.service_id,
+        rec.plan_id,
+        rec.app_guid,
+        rec.predecessor_binding_id,
+        Jsonb(rec.parameters),
+        Jsonb(rec.context),
+        rec.password_sealed,
+        rec.state,
+    )
+
+
 def insert_binding(conn: psycopg.Connection, rec: BindingRecord) -> None:
-    conn.execute(
+    conn.execute(_INSERT_BINDING, _binding_values(rec))
+
+
+def insert_binding_if_new_statement(rec: BindingRecord) -> Statement:
+    """Insert the record only if its instance is ready and no binding has its id or role.
+
+    Sent behind `instance_and_binding_statement`, which reads the state this
+    one starts from: a bind that finds a ready instance and no binding has
+    thereby written its record. `was_inserted` reads the result.
+    """
+    columns = ", ".join(f"%s AS {c.strip()}" for c in _BINDING_COLUMNS.split(","))
+    return Statement(
         f"INSERT INTO {SCHEMA}.service_bindings ({_BINDING_COLUMNS}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            rec.binding_id,
-            rec.instance_id,
-            rec.role_name,
-            rec.service_id,
-            rec.plan_id,
-            rec.app_guid,
-            rec.predecessor_binding_id,
-            Jsonb(rec.parameters),
-            Jsonb(rec.context),
-            rec.password_sealed,
-            rec.state,
-        ),
+        f"SELECT {_BINDING_COLUMNS} FROM (SELECT {columns}) AS new "
+        f"WHERE EXISTS (SELECT FROM {SCHEMA}.service_instances i "
+        "WHERE i.instance_id = new.instance_id AND i.state = 'ready') "
+        "ON CONFLICT DO NOTHING",
+        _binding_values(rec),
     )
 
 
