@@ -25,6 +25,14 @@ def configure_logging(level: str) -> None:
     )
     # waitress logs every queue backlog at WARNING; keep it, but not its access chatter.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Every mutating request writes an audit line. The format above shows no
+    # source location, thread or process, so do not gather them for each
+    # record: the "Optimization" section of Python's logging HOWTO names these
+    # switches (and logging._srcfile, which skips the caller's frame lookup).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 class _Stop(Exception):
