@@ -35,12 +35,14 @@ def configure_logging(level: str) -> None:
     logging.logMultiprocessing = False
 
 
-class _Stop(Exception):
-    pass
+class _Stop(SystemExit):
+    """SIGINT or SIGTERM, raised in the main thread, which runs waitress's loop.
 
-
-def _raise_stop(signum: int, _frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
+    A SystemExit, because the loop hands any other exception raised while it
+    serves a connection (closing one, say) to that connection's error handler,
+    which logs it and goes on serving: a stop signal landing there was lost.
+    SystemExit passes through, and waitress's ``run`` closes the server on it.
+    """
 
 
 def serve(config: BrokerConfig, *, on_ready: str | None = None) -> None:
@@ -60,15 +62,24 @@ def serve(config: BrokerConfig, *, on_ready: str | None = None) -> None:
             ident="postgres-service-broker",
             clear_untrusted_proxy_headers=True,
         )
-        previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        received: list[str] = []
+
+        def raise_stop(signum: int, _frame: FrameType | None) -> None:
+            received.append(signal.Signals(signum).name)
+            raise _Stop(received[-1])
+
+        previous = {s: signal.signal(s, raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         log.info("broker listening on %s:%s", config.listen.host, server.effective_port)
         if on_ready:
             print(on_ready.format(port=server.effective_port), flush=True)
         try:
+            # Returns once it closed the server on the signal (or raises it, if
+            # the signal landed outside its loop).
             server.run()
-        except _Stop as stop:
-            log.info("stopping on %s", stop)
+        except _Stop:
+            pass
         finally:
+            log.info("stopping on %s", received[-1] if received else "the server's end")
             server.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
