@@ -250,7 +250,7 @@ def test_originating_identity_user_is_in_the_audit_log(osb: OsbClient, broker: B
         "GET", instance_path(new_id()), headers={"X-Broker-API-Originating-Identity": f"cloudfoundry {value}"}
     )
     assert_osb_error(resp, 404, "NotFound")
-    assert f"cloudfoundry user={user_id}" in broker.log()
+    broker.wait_for_log(f"cloudfoundry user={user_id}")
 
 
 @pytest.mark.parametrize(

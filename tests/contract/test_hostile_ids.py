@@ -144,7 +144,7 @@ def test_a_hostile_id_in_the_broker_log_is_escaped(osb: OsbClient, broker: Broke
     marker = uuid.uuid4().hex
     instance = f"x\n2099-01-01 INFO postgres_service_broker.audit: forged {marker}"
     assert_osb_error(osb.request("GET", instance_path(instance)), 404, "NotFound")
-    lines = [line for line in broker.log().splitlines() if marker in line]
+    lines = [line for line in broker.wait_for_log(marker).splitlines() if marker in line]
     assert len(lines) == 1
     assert "\\n2099-01-01" in lines[0]
 

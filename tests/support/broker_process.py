@@ -93,6 +93,15 @@ class BrokerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout_s: float = 10) -> str:
+        """The log once it contains `text`: a request's audit line follows its answer."""
+        deadline = time.monotonic() + timeout_s
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} did not reach the broker log in {timeout_s:.0f} s")
+            time.sleep(0.02)
+        return log
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:
             return
