@@ -173,6 +173,17 @@ def test_missing_version_is_412(broker: BrokerProcess) -> None:
     assert "missing" in body["description"]
 
 
+def test_a_request_refused_after_authentication_is_audited_with_its_user(broker: BrokerProcess) -> None:
+    # Credentials are checked first, so the audit line of a 412 names who sent it.
+    instance = new_id()
+    auth = {"Authorization": basic(SECOND_USER, SECOND_PASSWORD)}
+    assert_osb_error(send(broker, "DELETE", instance_path(instance), auth), 412, "PreconditionFailed")
+    lines = [line for line in broker.wait_for_log(instance).splitlines() if instance in line]
+    assert len(lines) == 1
+    assert "-> 412" in lines[0]
+    assert f'broker_user="{SECOND_USER}"' in lines[0]
+
+
 def test_version_is_checked_before_the_request_is_acted_on(osb: OsbClient, pg_cluster: LocalCluster) -> None:
     instance = new_id()
     resp = osb.request(
