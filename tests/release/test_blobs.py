@@ -15,7 +15,7 @@ from scripts.release import ReleaseError, blobs
 from scripts.release.fetch import _fetch_debian_pool, deb_src_entries, debian_archive_uris, fetch_blobs
 from tests.release.conftest import write
 
-WHEEL = "broker/wheels/waitress-3.0.2-py3-none-any.whl"
+WHEEL = "broker/wheels/werkzeug-3.1.9-py3-none-any.whl"
 
 
 def _real_pin(repo_root: Path) -> blobs.BlobPin:
@@ -25,7 +25,7 @@ def _real_pin(repo_root: Path) -> blobs.BlobPin:
 @pytest.fixture
 def blob_dir(tmp_path: Path) -> Path:
     root = tmp_path / "rel"
-    write(root / "config/blob-sources.yml", f"{WHEEL}:\n  pypi: waitress==3.0.2\n")
+    write(root / "config/blob-sources.yml", f"{WHEEL}:\n  pypi: werkzeug==3.1.9\n")
     return root
 
 

@@ -1,4 +1,4 @@
-"""Run the broker: open the backend, serve the OSB app with waitress, close cleanly on a signal."""
+"""Run the broker: open the backend, serve the OSB app over HTTP, close cleanly on a signal."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import signal
 import sys
 from types import FrameType
 
-from waitress.server import create_server
-
 from postgres_service_broker.backends.shared_backend import SharedBackend
 from postgres_service_broker.catalog import Catalog
 from postgres_service_broker.config import BrokerConfig
+from postgres_service_broker.http_server import ServerLimits, WsgiServer
 from postgres_service_broker.osb.app import create_app
 
 log = logging.getLogger(__name__)
@@ -23,8 +22,6 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # waitress logs every queue backlog at WARNING; keep it, but not its access chatter.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     # Every mutating request writes an audit line. The format above shows no
     # source location, thread or process, so do not gather them for each
     # record: the "Optimization" section of Python's logging HOWTO names these
@@ -36,12 +33,10 @@ def configure_logging(level: str) -> None:
 
 
 class _Stop(SystemExit):
-    """SIGINT or SIGTERM, raised in the main thread, which runs waitress's loop.
+    """SIGINT or SIGTERM, raised in the main thread, which runs the accept loop.
 
-    A SystemExit, because the loop hands any other exception raised while it
-    serves a connection (closing one, say) to that connection's error handler,
-    which logs it and goes on serving: a stop signal landing there was lost.
-    SystemExit passes through, and waitress's ``run`` closes the server on it.
+    A SystemExit, so no handler for ordinary errors on the way out of the loop
+    can take it for one and go on serving.
     """
 
 
@@ -51,16 +46,13 @@ def serve(config: BrokerConfig, *, on_ready: str | None = None) -> None:
     backend.open()
     try:
         app = create_app(config, backend)
-        server = create_server(
+        server = WsgiServer(
             app,
-            host=config.listen.host,
-            port=config.listen.port,
-            threads=config.listen.threads,
-            # Let the app, not waitress, refuse oversized bodies, so the answer
-            # is an OSB error body; waitress stops only absurd ones.
-            max_request_body_size=config.max_request_bytes * 4,
-            ident="postgres-service-broker",
-            clear_untrusted_proxy_headers=True,
+            config.listen.host,
+            config.listen.port,
+            # The app refuses oversized bodies (an OSB error body); the server
+            # hands it no more than one byte over the limit.
+            ServerLimits(max_connections=config.listen.threads, max_body_bytes=config.max_request_bytes),
         )
         received: list[str] = []
 
@@ -69,13 +61,11 @@ def serve(config: BrokerConfig, *, on_ready: str | None = None) -> None:
             raise _Stop(received[-1])
 
         previous = {s: signal.signal(s, raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        log.info("broker listening on %s:%s", config.listen.host, server.effective_port)
+        log.info("broker listening on %s:%s", config.listen.host, server.port)
         if on_ready:
-            print(on_ready.format(port=server.effective_port), flush=True)
+            print(on_ready.format(port=server.port), flush=True)
         try:
-            # Returns once it closed the server on the signal (or raises it, if
-            # the signal landed outside its loop).
-            server.run()
+            server.serve_forever()
         except _Stop:
             pass
         finally:
