@@ -2,7 +2,7 @@
 
 Environment knobs (all optional), for a quicker or a bigger run:
   BENCH_INSTANCES        instances for provision_ms_p50_at_N (default 2000)
-  BENCH_LIFECYCLES       interleaved lifecycles per side for the overhead (default 30)
+  BENCH_LIFECYCLES       interleaved lifecycles per side for the overhead (default 100)
   BENCH_CLIENTS          concurrent clients (default 16)
   BENCH_FILL_DEADLINE_S  longest time spent creating filler instances (default 1800)
   BENCH_FAILOVERS        crash failovers, and as many switchovers, of the HA formation (default 3;
@@ -79,7 +79,7 @@ def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
 
 def run(env: BenchEnvironment) -> int:
     instances = _env_int("BENCH_INSTANCES", 2000, SMALL_INSTANCES + 1)
-    lifecycles = _env_int("BENCH_LIFECYCLES", 30, 1)
+    lifecycles = _env_int("BENCH_LIFECYCLES", 100, 1)
     clients = _env_int("BENCH_CLIENTS", 16, 2)
     fill_deadline = _env_int("BENCH_FILL_DEADLINE_S", 1800, 10)
     failovers = _env_int("BENCH_FAILOVERS", 3, 0)
