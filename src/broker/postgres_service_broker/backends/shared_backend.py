@@ -51,6 +51,7 @@ from postgres_service_broker.backends.base import (
 )
 from postgres_service_broker.backends.early_connection import EarlyConnection, early_connection
 from postgres_service_broker.backends.fault_injection import crash_point
+from postgres_service_broker.backends.lifo_pool import LifoConnectionPool
 from postgres_service_broker.backends.shared_names import InstanceNames, binding_role
 from postgres_service_broker.backends.shared_state import BindingRecord, InstanceRecord
 from postgres_service_broker.backends.statements import Statement
@@ -110,7 +111,8 @@ class SharedBackend:
         self._db = config.database
         self._catalog = catalog
         self._box = SecretBox(config.encryption_key.get_secret_value())
-        self._pool = ConnectionPool(
+        # The connection returned last is lent first (see lifo_pool.py).
+        self._pool = LifoConnectionPool(
             conninfo="",
             kwargs={
                 **connection_kwargs(self._db, self._db.state_database),
