@@ -135,6 +135,17 @@ def test_pipelined_requests_are_answered_in_order(server: WsgiServer) -> None:
     assert answers[1]["body"] == "abc"
 
 
+def test_request_begun_behind_another_is_finished_when_its_rest_arrives(server: WsgiServer) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nPUT /second HTTP/1.1\r\nHost: x\r\nContent-Le")
+        assert json.loads(_read_answer(sock)[2])["path"] == "/first"
+        time.sleep(0.1)
+        sock.sendall(b"ngth: 2\r\n\r\nok")
+        seen = json.loads(_read_answer(sock)[2])
+    assert seen["path"] == "/second"
+    assert seen["body"] == "ok"
+
+
 def test_path_is_percent_decoded_and_the_raw_target_kept(server: WsgiServer) -> None:
     with _connect(server) as sock:
         sock.sendall(b"GET /v2/service_instances/a%2Fb%C3%A9?x=%20 HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -238,21 +238,25 @@ class _Connection:
         if exchange.ready:
             return exchange.ready.popleft()
         limits = self.server.limits
-        # Waiting for a request to begin: the connection is idle and may be reclaimed.
-        if not self.server._mark_idle(self):
-            return None
-        try:
-            data = self._recv(limits.idle_timeout_s)
-        except TimeoutError:
-            self.server._mark_busy(self)
-            return None
-        if not self.server._mark_busy(self) or not data:
-            return None
+        data = b""
+        if exchange.current is None:
+            # Between requests: the connection is idle and may be reclaimed.
+            # (A request already begun, pipelined behind the last one, is not.)
+            if not self.server._mark_idle(self):
+                return None
+            try:
+                data = self._recv(limits.idle_timeout_s)
+            except TimeoutError:
+                self.server._mark_busy(self)
+                return None
+            if not self.server._mark_busy(self) or not data:
+                return None
         deadline = time.monotonic() + limits.request_timeout_s
         continued = False
         while True:
             try:
-                exchange.feed(data)
+                if data:
+                    exchange.feed(data)
             except httptools.HttpParserUpgrade:
                 # Upgrades are not offered: serve what was asked, then close.
                 if not exchange.ready:
@@ -296,6 +300,7 @@ class _Connection:
             self._send_quietly(
                 _refusal_bytes(_Refused("400 Bad Request", "BadRequest", f"malformed HTTP request: {reason}"))
             )
+            self._drain()
         except (_Closed, TimeoutError):
             pass
         except Exception:
@@ -434,9 +439,17 @@ class WsgiServer:
             connection = _Connection(self, sock, address)
             with self._lock:
                 self._connections.add(connection)
-            threading.Thread(
-                target=self._run, args=(connection,), name="http-connection", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=self._run, args=(connection,), name="http-connection", daemon=True
+                ).start()
+            except RuntimeError:
+                # No thread to be had (a process limit): refuse this one, serve on.
+                log.error("no thread for a new connection from %s; closed it", address)
+                with self._lock:
+                    self._connections.discard(connection)
+                self._slots.release()
+                sock.close()
 
     def _take_slot(self) -> None:
         while not self._slots.acquire(timeout=0.05):
