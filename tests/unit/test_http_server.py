@@ -23,13 +23,21 @@ class Recorder:
         self.closed: list[float] = []
         self.threads: list[int] = []
         self.delay_s = 0.0
+        self._lock = threading.Lock()
+        self._running = 0
+        self.most_at_once = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.threads.append(threading.get_ident())
         if environ["PATH_INFO"] == "/fail":
             raise RuntimeError("the app failed")
+        with self._lock:
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
         if self.delay_s:
             time.sleep(self.delay_s)
+        with self._lock:
+            self._running -= 1
         body = environ["wsgi.input"].read()
         seen = {
             "method": environ["REQUEST_METHOD"],
@@ -341,15 +349,18 @@ def test_answer_is_closed_after_its_last_byte_is_sent(server: WsgiServer, record
 
 
 def test_idle_connections_make_room_when_every_slot_is_taken(recorder: Recorder) -> None:
-    for server in _start(recorder, max_connections=2):
+    for server in _start(recorder, max_connections=2, reclaim_idle_after_s=0.3):
         idle = [_connect(server) for _ in range(2)]
         try:
             for sock in idle:
                 sock.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert _read_answer(sock)[0] == 200
             with _connect(server) as third:
+                started = time.monotonic()
                 third.sendall(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert json.loads(_read_answer(third)[2])["path"] == "/third"
+                # Not before the idle one had been idle long enough.
+                assert time.monotonic() - started > 0.1
             # The connection idle longest was closed to make that room.
             assert _is_closed(idle[0])
         finally:
@@ -382,3 +393,18 @@ def test_close_lets_a_running_request_finish_and_closes_idle_connections(recorde
         _connect(server)
     idle.close()
     busy.close()
+
+
+def test_requests_past_max_requests_wait_for_their_turn(recorder: Recorder) -> None:
+    recorder.delay_s = 0.2
+    for server in _start(recorder, max_requests=2):
+        socks = [_connect(server) for _ in range(5)]
+        try:
+            for i, sock in enumerate(socks):
+                sock.sendall(f"GET /r{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            paths = [json.loads(_read_answer(sock)[2])["path"] for sock in socks]
+        finally:
+            for sock in socks:
+                sock.close()
+    assert paths == [f"/r{i}" for i in range(5)]
+    assert recorder.most_at_once == 2

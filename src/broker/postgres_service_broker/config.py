@@ -56,7 +56,7 @@ class BrokerCredential(_Strict):
 class ListenConfig(_Strict):
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
-    # Connections served at once, each on its own thread (http_server.py).
+    # Requests the app serves at once (http_server.py's max_requests).
     threads: Annotated[int, Field(ge=1, le=256)] = 32
 
 

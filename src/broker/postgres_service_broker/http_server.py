@@ -17,9 +17,11 @@ binding to llhttp (Node.js's parser), which also refuses what the RFCs call
 ambiguous (a Content-Length next to Transfer-Encoding, bad chunk sizes, bare
 CR). This module owns the socket loop and the limits around it:
 
-- a connection slot per thread, at most ``max_connections``; when all are
-  taken, the connection that has waited longest for its next request is
-  closed to make room (HTTP lets a server close an idle persistent
+- at most ``max_requests`` requests in the app at once (the others wait for
+  their turn on their own threads, as waitress queued them);
+- a thread per connection, at most ``max_connections``; when all are taken,
+  the connection that has waited longest for its next request (a second at
+  least) is closed to make room (HTTP lets a server close an idle persistent
   connection; clients retry there);
 - the header block (431), the body (the app's 413: see ``_Exchange``), the
   time a request may take to arrive (408) and the time a client may idle
@@ -69,7 +71,8 @@ _UNTRUSTED_HEADERS = frozenset(
 
 @dataclass(frozen=True)
 class ServerLimits:
-    max_connections: int = 32
+    max_requests: int = 32
+    max_connections: int = 100
     max_header_bytes: int = 64 * 1024
     # Bodies up to this many bytes reach the app whole; beyond it the app is
     # handed the first max_body_bytes + 1 bytes (enough to refuse them with
@@ -80,6 +83,9 @@ class ServerLimits:
     idle_timeout_s: float = 120.0
     # From a request's first byte to its last, and for each write of an answer.
     request_timeout_s: float = 30.0
+    # When every connection is taken, one idle at least this long is closed
+    # to make room for a new one; until then the new one waits.
+    reclaim_idle_after_s: float = 1.0
     # After refusing a body, how long to read (and drop) the rest the client
     # still sends, so the answer is not lost to a reset.
     drain_timeout_s: float = 2.0
@@ -347,8 +353,9 @@ class _Connection:
         written: list[bytes] = []
         result: Iterable[bytes] | None = None
         try:
-            result = self.server.app(environ, start_response)
-            body = b"".join([*written, *result])
+            with self.server.app_turns:
+                result = self.server.app(environ, start_response)
+                body = b"".join([*written, *result])
             status, headers = started[0], started[1]
         except Exception:
             log.exception("the app failed on %s", json.dumps(request.url[:300].decode("latin-1")))
@@ -408,6 +415,8 @@ class WsgiServer:
         self._connections: set[_Connection] = set()
         self._idle: dict[_Connection, float] = {}
         self._slots = threading.BoundedSemaphore(limits.max_connections)
+        # Taken by a connection's thread for as long as the app runs its request.
+        self.app_turns = threading.BoundedSemaphore(limits.max_requests)
         self._environ_base: dict[str, Any] = {
             "SERVER_NAME": host,
             "SERVER_PORT": str(self.port),
@@ -460,6 +469,10 @@ class WsgiServer:
             if not self._idle:
                 return
             victim = min(self._idle, key=self._idle.__getitem__)
+            if time.monotonic() - self._idle[victim] < self.limits.reclaim_idle_after_s:
+                # A client between two requests in quick succession would
+                # likely send its next one as the connection closes.
+                return
             del self._idle[victim]
             victim.reclaimed = True
         _shutdown(victim.sock)

@@ -52,7 +52,11 @@ def serve(config: BrokerConfig, *, on_ready: str | None = None) -> None:
             config.listen.port,
             # The app refuses oversized bodies (an OSB error body); the server
             # hands it no more than one byte over the limit.
-            ServerLimits(max_connections=config.listen.threads, max_body_bytes=config.max_request_bytes),
+            ServerLimits(
+                max_requests=config.listen.threads,
+                max_connections=max(ServerLimits.max_connections, config.listen.threads),
+                max_body_bytes=config.max_request_bytes,
+            ),
         )
         received: list[str] = []
 
