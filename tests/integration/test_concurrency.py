@@ -200,3 +200,42 @@ def test_many_tenants_run_whole_lifecycles_at_once(
     assert errors == []
     assert all(instance_footprint(pg_cluster, i).absent for i in instances)
     assert all(binding_footprint(pg_cluster, b).absent for b in bindings)
+
+
+def test_more_keep_alive_clients_than_threads_are_all_served(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: LocalCluster
+) -> None:
+    # Each connection has a thread of its own and `listen.threads` bounds only
+    # the requests in the app at once: clients beyond it wait their turn, and
+    # none sees its kept-alive connection closed under it.
+    threads, clients, calls = 4, 24, 15
+    proc = BrokerProcess.write(
+        tmp_path_factory.mktemp("few-threads"), pg_cluster, listen={"threads": threads}
+    ).start()
+    failures: list[str] = []
+    barrier = threading.Barrier(clients)
+
+    def client() -> int:
+        session = requests.Session()
+        session.auth = (BROKER_USER, BROKER_PASSWORD)
+        barrier.wait()
+        served = 0
+        for _ in range(calls):
+            try:
+                resp = session.get(
+                    f"{proc.url}/v2/catalog", headers={"X-Broker-API-Version": "2.17"}, timeout=30
+                )
+            except requests.RequestException as exc:
+                failures.append(type(exc).__name__)
+                continue
+            served += resp.status_code == 200
+        session.close()
+        return served
+
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            served = sum(pool.map(lambda _: client(), range(clients)))
+    finally:
+        proc.stop()
+    assert failures == []
+    assert served == clients * calls
