@@ -109,7 +109,6 @@ class _Request:
     method: bytes = b""
     version: str = "1.1"
     keep_alive: bool = True
-    headers_done: bool = False
     # The body went over the limit: the app gets what fits plus one byte.
     truncated: bool = False
     expects_continue: bool = False
@@ -153,7 +152,6 @@ class _Exchange:
         request.method = self.parser.get_method()
         request.version = self.parser.get_http_version()
         request.keep_alive = bool(self.parser.should_keep_alive()) and request.version == "1.1"
-        request.headers_done = True
         length = _header(request, b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > self._limits.max_body_bytes:
             # Not worth reading: the app refuses it from its Content-Length alone.
@@ -206,13 +204,38 @@ def _header(request: _Request, name: bytes) -> bytes | None:
     return None
 
 
+def _error_body(error: str, description: str) -> bytes:
+    """An error body in the OSB API's shape, for the answers the server gives itself."""
+    return json.dumps({"error": error, "description": description}).encode()
+
+
+def _response_bytes(
+    status: str, headers: Iterable[tuple[str, str]], body: bytes, *, keep_alive: bool, send_body: bool = True
+) -> bytes:
+    """A whole answer: status line, headers (with Content-Length and Date added), then the body."""
+    lines = [f"HTTP/1.1 {status}\r\n"]
+    has_length = False
+    for name, value in headers:
+        if name.lower() == "content-length":
+            has_length = True
+        lines.append(f"{name}: {value}\r\n")
+    if not has_length:
+        lines.append(f"Content-Length: {len(body)}\r\n")
+    lines.append(f"Date: {formatdate(usegmt=True)}\r\n")
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    lines.append("\r\n")
+    head = "".join(lines).encode("latin-1")
+    return head + body if send_body else head
+
+
 def _refusal_bytes(refused: _Refused) -> bytes:
-    body = json.dumps({"error": refused.error, "description": refused.description}).encode()
-    head = (
-        f"HTTP/1.1 {refused.status}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nDate: {formatdate(usegmt=True)}\r\nConnection: close\r\n\r\n"
+    return _response_bytes(
+        refused.status,
+        [("Content-Type", "application/json")],
+        _error_body(refused.error, refused.description),
+        keep_alive=False,
     )
-    return head.encode("latin-1") + body
 
 
 class _Closed(Exception):
@@ -224,7 +247,6 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.address = address
-        self.idle_since: float | None = None
         self.reclaimed = False
 
     # -- reading -------------------------------------------------------------
@@ -345,9 +367,9 @@ class _Connection:
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], None]:
-            if exc_info is not None and started and started[2]:
-                raise exc_info[1].with_traceback(exc_info[2])
-            started[:] = [status, headers, False]
+            # Nothing is sent before the app returns, so a second call (with
+            # exc_info, after an error) simply replaces the first (PEP 3333).
+            started[:] = [status, headers]
             return written.append
 
         written: list[bytes] = []
@@ -364,24 +386,9 @@ class _Connection:
                 [("Content-Type", "application/json")],
                 False,
             )
-            body = json.dumps(
-                {"error": "InternalError", "description": "the broker failed; see its logs"}
-            ).encode()
-        lines = [f"HTTP/1.1 {status}\r\n"]
-        has_length = False
-        for name, value in headers:
-            if name.lower() == "content-length":
-                has_length = True
-            lines.append(f"{name}: {value}\r\n")
-        if not has_length:
-            lines.append(f"Content-Length: {len(body)}\r\n")
-        lines.append(f"Date: {formatdate(usegmt=True)}\r\n")
-        if not keep_alive:
-            lines.append("Connection: close\r\n")
-        lines.append("\r\n")
-        out = "".join(lines).encode("latin-1")
-        if request.method != b"HEAD":
-            out += body
+            body = _error_body("InternalError", "the broker failed; see its logs")
+        send_body = request.method != b"HEAD"
+        out = _response_bytes(status, headers, body, keep_alive=keep_alive, send_body=send_body)
         try:
             self.sock.settimeout(self.server.limits.request_timeout_s)
             self.sock.sendall(out)
@@ -408,7 +415,6 @@ class WsgiServer:
         self.limits = limits
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=1024)
-        self.host = host
         self.port: int = self._listener.getsockname()[1]
         self.stopping = False
         self._lock = threading.Lock()
